@@ -1,0 +1,97 @@
+"""Run folders and file writes that never lose or overwrite earlier results."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cartpole_dqn.errors import UsageError
+
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run writes: its artifact folder and its TensorBoard folder."""
+
+    name: str
+    run_dir: Path
+    tensorboard_dir: Path
+
+    @property
+    def model(self) -> Path:
+        return self.run_dir / "model.zip"
+
+    @property
+    def config(self) -> Path:
+        return self.run_dir / "config.yaml"
+
+    @property
+    def results(self) -> Path:
+        return self.run_dir / "results.json"
+
+
+def default_run_name(env_id: str, seed: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", env_id).strip("-")
+    return f"{slug}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def allocate_run(output_dir: Path, log_dir: Path, run_name: str | None, default_name: str) -> RunPaths:
+    """Create ``<output_dir>/<name>`` and reserve ``<log_dir>/<name>`` for a new run.
+
+    An explicit ``run_name`` that is already taken is refused; a default name gets a numeric suffix.
+    """
+    if run_name is not None and not _RUN_NAME.match(run_name):
+        raise UsageError(
+            f"invalid --run-name '{run_name}': use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        )
+    for directory, flag in ((output_dir, "--output-dir"), (log_dir, "--log-dir")):
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"{flag} {directory} exists and is not a directory")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create {flag} {directory}: {exc.strerror}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {directory} is not writable")
+    candidates = [run_name] if run_name is not None else [default_name] + [f"{default_name}-{i}" for i in range(2, 1000)]
+    for name in candidates:
+        run_dir, tb_dir = output_dir / name, log_dir / name
+        if tb_dir.exists():
+            continue
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UsageError(f"cannot create run folder {run_dir}: {exc.strerror}") from None
+        return RunPaths(name, run_dir, tb_dir)
+    if run_name is not None:
+        raise UsageError(
+            f"run name '{run_name}' is already used in {output_dir} or {log_dir}; choose another --run-name"
+        )
+    raise UsageError(f"could not find a free run name starting with '{default_name}'")  # pragma: no cover
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file and a rename, so a crash never leaves half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(data, indent=2) + "\n")

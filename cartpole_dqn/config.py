@@ -1,0 +1,270 @@
+"""One typed configuration for a training run.
+
+Every value a run depends on lives in :class:`RunConfig`; it is built once at the edge
+(YAML file + command-line overrides), validated there, and trusted everywhere downstream.
+The field metadata (help text, bounds, allowed choices, flag name) is the single source
+for validation, the YAML schema and the ``train`` command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cartpole_dqn.errors import ConfigError
+
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+POLICIES = ("MlpPolicy", "DuelingMlpPolicy")
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def _spec(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    item_ge: int | None = None,
+) -> Any:
+    """A dataclass field carrying its help text and bounds (CleanRL-style typed config)."""
+    meta = {"help": help, "flag": flag, "ge": ge, "gt": gt, "le": le, "choices": choices, "item_ge": item_ge}
+    if isinstance(default, list):
+        frozen = list(default)
+        return field(default_factory=lambda: list(frozen), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one training run needs; the defaults are the project's default CartPole-v1 config.
+
+    ``experiments/configs/default.yaml`` spells the same values out (a test keeps them equal).
+    """
+
+    # --- environment and run ---
+    env_id: str = _spec("CartPole-v1", "Gymnasium env id (Discrete actions, Box observations)", flag="env")
+    seed: int = _spec(0, "seed for the agent, the training envs and (offset) the eval envs", ge=0)
+    total_timesteps: int = _spec(50_000, "training budget in env steps", flag="timesteps", ge=1)
+    n_envs: int = _spec(1, "parallel training envs (DummyVecEnv)", ge=1)
+    device: str = _spec("auto", "torch device: auto, cpu, cuda or cuda:N")
+    torch_threads: int = _spec(1, "torch CPU threads; 1 is fastest for small MLPs", ge=1)
+    # --- network ---
+    policy: str = _spec("MlpPolicy", "Q-network policy", choices=POLICIES)
+    net_arch: list[int] = _spec([256, 256], "hidden layer sizes (the shared trunk for dueling)", item_ge=1)
+    dueling_stream_arch: list[int] = _spec(
+        [], "hidden layer sizes of each dueling stream (value and advantage)", item_ge=1
+    )
+    activation: str = _spec("relu", "activation function", choices=ACTIVATIONS)
+    # --- DQN hyperparameters passed to SB3 ---
+    learning_rate: float = _spec(2.3e-3, "Adam learning rate", gt=0)
+    buffer_size: int = _spec(100_000, "replay buffer capacity (transitions)", ge=1)
+    learning_starts: int = _spec(1000, "env steps collected before the first update", ge=0)
+    batch_size: int = _spec(64, "minibatch size", ge=1)
+    gamma: float = _spec(0.99, "discount factor, in (0, 1]", gt=0, le=1)
+    tau: float = _spec(1.0, "target network update coefficient, in (0, 1] (1 = hard copy)", gt=0, le=1)
+    train_freq: int = _spec(256, "env steps between training phases", ge=1)
+    gradient_steps: int = _spec(128, "gradient steps per training phase", ge=1)
+    target_update_interval: int = _spec(10, "env steps between target network updates", ge=1)
+    exploration_fraction: float = _spec(0.16, "fraction of the budget over which epsilon decays", ge=0, le=1)
+    exploration_initial_eps: float = _spec(1.0, "initial epsilon", ge=0, le=1)
+    exploration_final_eps: float = _spec(0.04, "final epsilon", ge=0, le=1)
+    n_steps: int = _spec(3, "n-step returns (1 = one-step TD)", ge=1)
+    max_grad_norm: float = _spec(10.0, "gradient norm clip", gt=0)
+    # --- plug-ins ---
+    double_q: bool = _spec(False, "Double-DQN target (van Hasselt et al. 2016)")
+    prioritized_replay: bool = _spec(False, "prioritized replay (Schaul et al. 2016)", flag="per")
+    per_alpha: float = _spec(0.6, "PER priority exponent alpha", ge=0, le=1)
+    per_beta_initial: float = _spec(0.4, "PER importance-sampling exponent at the start (annealed to 1)", ge=0, le=1)
+    per_eps: float = _spec(1e-6, "PER priority floor added to |TD error|", gt=0)
+    # --- solve protocol (GUIDE section 3) ---
+    eval_freq: int = _spec(1000, "training env steps between evaluations (at most 1,000)", ge=1, le=1000)
+    eval_episodes: int = _spec(100, "episodes of the deciding greedy evaluation", ge=1)
+    screen_episodes: int = _spec(10, "episodes of the cheap screen before a deciding evaluation (0 = off)", ge=0)
+    threshold: float | None = _spec(None, "solve threshold (default: the env spec's reward_threshold)")
+    early_stop: bool = _spec(True, "stop training at the first solved evaluation")
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], source: str = "config") -> RunConfig:
+        """Build and validate a config; raise :class:`ConfigError` naming the first bad key or value."""
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of config keys, got {type(values).__name__}")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise ConfigError(
+                    f"{source}: unknown key '{key}'{suggestion}; allowed keys: {', '.join(known)}"
+                )
+        checked = {name: _check_value(known[name], value, source) for name, value in values.items()}
+        config = cls(**checked)
+        config._check_consistency(source)
+        return config
+
+    def _check_consistency(self, source: str) -> None:
+        if not _DEVICE_PATTERN.match(self.device):
+            raise ConfigError(f"{source}: device must be one of auto, cpu, cuda, cuda:N, got '{self.device}'")
+        if self.screen_episodes > self.eval_episodes:
+            raise ConfigError(
+                f"{source}: screen_episodes ({self.screen_episodes}) must not exceed "
+                f"eval_episodes ({self.eval_episodes})"
+            )
+        if self.policy != "DuelingMlpPolicy" and self.dueling_stream_arch:
+            raise ConfigError(f"{source}: dueling_stream_arch is only allowed with policy DuelingMlpPolicy")
+        if self.threshold is not None and not math.isfinite(self.threshold):
+            raise ConfigError(f"{source}: threshold must be a finite number, got {self.threshold}")
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A validated copy with some values changed."""
+        return RunConfig.from_mapping({**self.to_dict(), **changes}, source="config")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def policy_kwargs(self) -> dict[str, Any]:
+        """The SB3 ``policy_kwargs`` for this config's network."""
+        import torch.nn as nn
+
+        activations: dict[str, type[nn.Module]] = {
+            "relu": nn.ReLU,
+            "tanh": nn.Tanh,
+            "elu": nn.ELU,
+            "leaky_relu": nn.LeakyReLU,
+            "gelu": nn.GELU,
+            "silu": nn.SiLU,
+        }
+        kwargs: dict[str, Any] = {"net_arch": list(self.net_arch), "activation_fn": activations[self.activation]}
+        if self.policy == "DuelingMlpPolicy":
+            kwargs["stream_arch"] = list(self.dueling_stream_arch)
+        return kwargs
+
+
+def _type_name(annotation: str) -> str:
+    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
+        annotation, annotation
+    )
+
+
+def _check_value(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
+    """Coerce one value to its field's type and check its bounds."""
+    annotation = str(f.type)
+    meta = f.metadata
+    where = f"{source}: {f.name}"
+    if annotation == "float | None":
+        if value is None:
+            return None
+        annotation = "float"
+    if annotation == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if annotation == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ConfigError(f"{where} must be an integer, got {value!r}")
+    elif annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    elif annotation == "str":
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got '{value}'")
+        return value
+    elif annotation == "list[int]":
+        if not isinstance(value, (list, tuple)) or any(
+            isinstance(v, bool) or not isinstance(v, int) for v in value
+        ):
+            raise ConfigError(f"{where} must be a list of integers, got {value!r}")
+        item_ge = meta.get("item_ge")
+        if item_ge is not None and any(v < item_ge for v in value):
+            raise ConfigError(f"{where} entries must be >= {item_ge}, got {list(value)}")
+        if f.name == "net_arch" and not value:
+            raise ConfigError(f"{where} must list at least one hidden layer size, got []")
+        return list(value)
+    else:  # pragma: no cover - a new field type without a checker is a programming error
+        raise TypeError(f"no checker for field type {annotation}")
+    _check_bounds(where, value, meta)
+    return value
+
+
+def _check_bounds(where: str, value: float, meta: Mapping[str, Any]) -> None:
+    ge, gt, le = meta.get("ge"), meta.get("gt"), meta.get("le")
+    low = f"[{_fmt(ge)}" if ge is not None else (f"({_fmt(gt)}" if gt is not None else "(-inf")
+    high = f"{_fmt(le)}]" if le is not None else "inf)"
+    ok = (ge is None or value >= ge) and (gt is None or value > gt) and (le is None or value <= le)
+    if not ok:
+        raise ConfigError(f"{where} must be in {low}, {high}, got {value}")
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a mapping; any problem with the file is a :class:`ConfigError`."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    if not p.is_file():
+        raise ConfigError(f"config path is not a file: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file is not UTF-8 text (binary?): {p}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file is not valid YAML{at}: {p}") from None
+    if data is None:
+        raise ConfigError(f"config file is empty: {p} (expected a mapping of config keys)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file must hold a mapping of config keys, got {type(data).__name__}: {p}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """YAML file (optional) + overrides (e.g. CLI flags) -> one validated :class:`RunConfig`."""
+    values: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        values.update(read_config_file(path))
+        source = str(path)
+    config = RunConfig.from_mapping(values, source=source)
+    if overrides:
+        config = RunConfig.from_mapping({**config.to_dict(), **overrides}, source="command line")
+    return config
+
+
+def config_flag(name: str) -> str:
+    """The ``train`` command-line flag of a config field, e.g. ``total_timesteps`` -> ``--timesteps``."""
+    f = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
+    return "--" + (f.metadata.get("flag") or name).replace("_", "-")

@@ -1,0 +1,87 @@
+"""Environment checks and construction: training envs for SB3, vectorized envs for evaluation."""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass
+
+import gymnasium as gym
+from gymnasium import spaces
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
+
+from cartpole_dqn.config import RunConfig
+from cartpole_dqn.errors import ConfigError
+
+# Eval and final re-evaluation envs are seeded away from the training envs (GUIDE section 3).
+EVAL_SEED_OFFSET = 1_000_003
+FINAL_EVAL_SEED_OFFSET = 2_000_029
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    env_id: str
+    threshold: float
+    max_return: float | None
+    max_episode_steps: int | None
+
+
+def check_env(config: RunConfig) -> EnvInfo:
+    """Check that ``config.env_id`` exists and fits DQN; resolve the solve threshold."""
+    env_id = config.env_id
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        known = [k for k in gym.registry if not k.startswith(("ALE/", "tabular/"))]
+        hint = difflib.get_close_matches(env_id, known, n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(f"unknown env id '{env_id}'{suggestion}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            env = gym.make(env_id)
+    except Exception as exc:  # an env whose dependencies are missing, etc.
+        raise ConfigError(f"cannot create env '{env_id}': {exc}".splitlines()[0]) from None
+    try:
+        if not isinstance(env.action_space, spaces.Discrete):
+            raise ConfigError(
+                f"env '{env_id}' has a {type(env.action_space).__name__} action space; "
+                "DQN needs a Discrete action space"
+            )
+        if not isinstance(env.observation_space, spaces.Box):
+            raise ConfigError(
+                f"env '{env_id}' has a {type(env.observation_space).__name__} observation space; "
+                "this package supports Box observation spaces"
+            )
+    finally:
+        env.close()
+    threshold = config.threshold if config.threshold is not None else spec.reward_threshold
+    if threshold is None:
+        raise ConfigError(f"env '{env_id}' has no reward_threshold in its spec; pass --threshold")
+    max_steps = spec.max_episode_steps
+    # CartPole's maximum return is its step limit (reward 1 per step); other envs have no known maximum.
+    max_return = float(max_steps) if env_id.startswith("CartPole") and max_steps else None
+    return EnvInfo(env_id, float(threshold), max_return, max_steps)
+
+
+def make_train_env(config: RunConfig) -> VecEnv:
+    """The SB3 training env: ``n_envs`` copies in a DummyVecEnv, seeded with ``config.seed``."""
+    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=config.seed)
+
+
+def make_eval_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    """A gymnasium vector env for batched greedy evaluation.
+
+    Uses the env's own vectorized implementation when it has one (CartPole: pure numpy, about
+    100x faster than stepping 100 Python envs), else a synchronous vector of copies.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = gym.spec(env_id)
+        if spec.vector_entry_point is not None:
+            try:
+                return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+            except Exception:  # some vector entry points need extra packages; fall back
+                pass
+        return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")

@@ -1,0 +1,45 @@
+"""The one place a :class:`RunConfig` becomes an SB3 agent; ``train``, ``tune`` and ``benchmark`` share it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stable_baselines3.common.vec_env import VecEnv
+
+from cartpole_dqn.agent import DQNAgent
+from cartpole_dqn.buffers import PrioritizedReplayBuffer
+from cartpole_dqn.config import RunConfig
+
+
+def agent_kwargs(config: RunConfig) -> dict[str, Any]:
+    """The SB3 ``DQN`` constructor arguments for ``config`` (plug-in ones included)."""
+    kwargs: dict[str, Any] = dict(
+        learning_rate=config.learning_rate,
+        buffer_size=config.buffer_size,
+        learning_starts=config.learning_starts,
+        batch_size=config.batch_size,
+        tau=config.tau,
+        gamma=config.gamma,
+        train_freq=config.train_freq,
+        gradient_steps=config.gradient_steps,
+        target_update_interval=config.target_update_interval,
+        exploration_fraction=config.exploration_fraction,
+        exploration_initial_eps=config.exploration_initial_eps,
+        exploration_final_eps=config.exploration_final_eps,
+        n_steps=config.n_steps,
+        max_grad_norm=config.max_grad_norm,
+        policy_kwargs=config.policy_kwargs(),
+        seed=config.seed,
+        device=config.device,
+    )
+    if config.prioritized_replay:
+        kwargs["replay_buffer_class"] = PrioritizedReplayBuffer
+        kwargs["replay_buffer_kwargs"] = dict(
+            alpha=config.per_alpha, beta_initial=config.per_beta_initial, eps=config.per_eps
+        )
+    return kwargs
+
+
+def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> DQNAgent:
+    """A fresh :class:`DQNAgent` for ``config`` on ``env``."""
+    return DQNAgent(config.policy, env, double_q=config.double_q, verbose=verbose, **agent_kwargs(config))

@@ -1,0 +1,48 @@
+"""Q-network building blocks (plain torch modules, no SB3 dependency)."""
+
+from __future__ import annotations
+
+import torch as th
+from torch import nn
+
+
+def mlp(in_dim: int, hidden: list[int], activation: type[nn.Module]) -> tuple[nn.Sequential, int]:
+    """A stack of Linear + activation layers; returns it and its output width."""
+    layers: list[nn.Module] = []
+    width = in_dim
+    for size in hidden:
+        layers += [nn.Linear(width, size), activation()]
+        width = size
+    return nn.Sequential(*layers), width
+
+
+class DuelingHead(nn.Module):
+    """Dueling Q-values: Q = V + A - mean(A) (Wang et al. 2016, arXiv:1511.06581).
+
+    A shared trunk feeds a value stream (one output) and an advantage stream (one output per
+    action). Subtracting the mean advantage makes V and A identifiable without changing argmax Q.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_actions: int,
+        trunk_arch: list[int],
+        stream_arch: list[int],
+        activation: type[nn.Module] = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        self.trunk, width = mlp(in_dim, trunk_arch, activation)
+        value_hidden, value_width = mlp(width, stream_arch, activation)
+        advantage_hidden, advantage_width = mlp(width, stream_arch, activation)
+        self.value = nn.Sequential(*value_hidden, nn.Linear(value_width, 1))
+        self.advantage = nn.Sequential(*advantage_hidden, nn.Linear(advantage_width, n_actions))
+
+    def streams(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """The value (batch, 1) and advantage (batch, n_actions) streams."""
+        hidden = self.trunk(features)
+        return self.value(hidden), self.advantage(hidden)
+
+    def forward(self, features: th.Tensor) -> th.Tensor:
+        value, advantage = self.streams(features)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)

@@ -1,0 +1,52 @@
+"""Human-readable verdicts: scores next to the threshold and the maximum, as every report must show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def verdict_lines(
+    label: str,
+    mean: float,
+    std: float,
+    episodes: int,
+    threshold: float,
+    max_return: float | None,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> list[str]:
+    """Lines comparing a mean return with the solve threshold and (if known) the maximum return."""
+    spread = f" (min {lo:g}, max {hi:g})" if lo is not None and hi is not None else ""
+    lines = [f"  {label:<18}{mean:.1f} ± {std:.1f} over {episodes} episodes{spread}"]
+    status = "PASS" if mean >= threshold else "FAIL"
+    lines.append(f"  {'vs threshold':<18}{status}: {mean:.1f} vs {threshold:g} ({mean - threshold:+.1f})")
+    if max_return is not None:
+        lines.append(f"  {'vs maximum':<18}{mean:.1f} of {max_return:g} ({100 * mean / max_return:.1f}%)")
+    return lines
+
+
+def training_verdict(results: dict[str, Any]) -> str:
+    """The short table printed at the end of ``train``."""
+    head = f"{results['env_id']} · seed {results['seed']} · {results['total_steps']:,} env steps"
+    if results["solved"]:
+        solved = (
+            f"yes, at {results['steps_to_solve']:,} env steps, {results['wall_to_solve_s']:.2f} s wall"
+        )
+    else:
+        solved = f"no, not within {results['total_steps']:,} env steps"
+    lines = [head, f"  {'solved':<18}{solved}"]
+    lines += verdict_lines(
+        "saved model",
+        results["eval_mean"],
+        results["eval_std"],
+        results["eval_episodes"],
+        results["threshold"],
+        results.get("max_return"),
+        results.get("eval_min"),
+        results.get("eval_max"),
+    )
+    stays = "yes" if results["stays_solved"] else "no"
+    lines.append(f"  {'stays solved':<18}{stays} (fresh eval seeds {results['final_eval_seed']}+)")
+    lines.append(f"  {'throughput':<18}{results['steps_per_s']:.0f} env steps/s (training, evals excluded)")
+    lines.append(f"  {'artifacts':<18}{results['run_dir']}")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""One training run end to end: config -> agent -> ``learn()`` with the solve callback -> results.
+
+``train``, ``tune`` and ``benchmark`` all call :func:`run_training`; there is no other training loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from importlib.metadata import version
+from typing import Any
+
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import configure
+
+from cartpole_dqn.agent import DQNAgent
+from cartpole_dqn.artifacts import RunPaths, write_atomic, write_json
+from cartpole_dqn.callbacks import SolveCallback
+from cartpole_dqn.config import RunConfig
+from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
+from cartpole_dqn.evaluation import evaluate_policy
+from cartpole_dqn.factory import build_agent
+
+
+def run_training(
+    config: RunConfig,
+    env_info: EnvInfo,
+    paths: RunPaths,
+    progress_bar: bool = False,
+    verbose: int = 0,
+    extra_callbacks: list[BaseCallback] | None = None,
+) -> dict[str, Any]:
+    """Train one run, save its best checkpoint and config, re-evaluate the checkpoint, write results.json."""
+    th.set_num_threads(config.torch_threads)
+    start = time.perf_counter()
+    write_atomic(paths.config, config.to_yaml())
+
+    env = make_train_env(config)
+    agent = build_agent(config, env)
+    agent.set_logger(configure(str(paths.tensorboard_dir), ["tensorboard"]))
+    solve = SolveCallback(
+        env_id=config.env_id,
+        threshold=env_info.threshold,
+        eval_freq=config.eval_freq,
+        eval_episodes=config.eval_episodes,
+        screen_episodes=config.screen_episodes,
+        eval_seed=config.seed + EVAL_SEED_OFFSET,
+        best_model_path=paths.model,
+        early_stop=config.early_stop,
+        max_episode_steps=env_info.max_episode_steps,
+        verbose=verbose,
+    )
+    callbacks: list[BaseCallback] = [solve, *(extra_callbacks or [])]
+    try:
+        agent.learn(config.total_timesteps, callback=CallbackList(callbacks), progress_bar=progress_bar)
+        history = solve.state.history
+        if not solve.state.solved and (not history or history[-1].step != agent.num_timesteps):
+            solve.evaluate_now()  # the final policy gets its evaluation too, so a checkpoint always exists
+    finally:
+        agent.logger.close()
+        env.close()
+    train_wall = time.perf_counter() - start
+    assert solve.start_time is not None
+    setup_s = solve.start_time - start
+
+    best = DQNAgent.load(paths.model, device="cpu")
+    final_seed = config.seed + FINAL_EVAL_SEED_OFFSET
+    final = evaluate_policy(
+        best.policy, config.env_id, config.eval_episodes, final_seed, env_info.max_episode_steps
+    )
+    state = solve.state
+    training_only = max(train_wall - setup_s - state.eval_time_s, 1e-9)
+    results: dict[str, Any] = {
+        "env_id": config.env_id,
+        "seed": config.seed,
+        "threshold": env_info.threshold,
+        "max_return": env_info.max_return,
+        "solved": state.solved,
+        "steps_to_solve": state.steps_to_solve,
+        "wall_to_solve_s": state.wall_to_solve_s,
+        "total_steps": int(agent.num_timesteps),
+        "setup_s": setup_s,
+        "train_wall_s": train_wall - setup_s,
+        "eval_time_s": state.eval_time_s,
+        "steps_per_s": agent.num_timesteps / training_only,
+        "best_step": state.best_step,
+        "eval_mean": final.mean,
+        "eval_std": final.std,
+        "eval_min": final.min,
+        "eval_max": final.max,
+        "eval_episodes": final.episodes,
+        "final_eval_seed": final_seed,
+        "stays_solved": final.mean >= env_info.threshold,
+        "run_name": paths.name,
+        "run_dir": str(paths.run_dir),
+        "model_path": str(paths.model),
+        "config_path": str(paths.config),
+        "tensorboard_dir": str(paths.tensorboard_dir),
+        "evaluations": [asdict(record) for record in state.history],
+        "versions": {pkg: version(pkg) for pkg in ("stable-baselines3", "torch", "gymnasium", "numpy")},
+    }
+    write_json(paths.results, results)
+    return results
+

@@ -1,0 +1,61 @@
+"""Ablation of the plug-ins and schedule on CartPole-v1 (issue: plug-ins + new default).
+
+Usage: python experiments/scripts/ablation.py --seeds 5 --seed-start 100 [--variants a b ...]
+Prints one Markdown row per variant; per-run records go to <out>/ablation-runs.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from cartpole_dqn.config import RunConfig, load_config
+from cartpole_dqn.multiseed import RunSpec, run_many, summarize
+
+ZOO = Path(__file__).resolve().parents[1] / "configs" / "sb3_zoo_baseline.yaml"
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "zoo": {},
+    "+nstep3": {"n_steps": 3},
+    "+double": {"double_q": True},
+    "+dueling": {"policy": "DuelingMlpPolicy"},
+    "+per": {"prioritized_replay": True},
+    "all4": {"n_steps": 3, "double_q": True, "policy": "DuelingMlpPolicy", "prioritized_replay": True},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-start", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--extra", type=json.loads, default={}, help="JSON dict of named extra variants")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/ablation"))
+    args = parser.parse_args()
+    variants = {**VARIANTS, **args.extra}
+    base = load_config(ZOO)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    specs = []
+    for name in args.variants:
+        for seed in range(args.seed_start, args.seed_start + args.seeds):
+            config = RunConfig.from_mapping({**base.to_dict(), **variants[name], "seed": seed})
+            specs.append(RunSpec(name, config, args.out / stamp / "runs", args.out / stamp / "tb"))
+    runs = run_many(specs, jobs=args.jobs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"ablation-runs-{stamp}.json").write_text(json.dumps(runs, indent=1))
+    print("| variant | solved | stays solved | median steps (IQR) | median wall s (IQR) | steps/s |")
+    print("|---|---|---|---|---|---|")
+    for name in args.variants:
+        s = summarize([r for r in runs if r["label"] == name], budget=base.total_timesteps)
+        steps = "-" if s["steps_median"] is None else f"{s['steps_median']:,.0f} ({s['steps_iqr'][0]:,.0f}–{s['steps_iqr'][1]:,.0f})"
+        wall = "-" if s["wall_median"] is None else f"{s['wall_median']:.1f} ({s['wall_iqr'][0]:.1f}–{s['wall_iqr'][1]:.1f})"
+        print(f"| {name} | {s['solved']}/{s['runs']} | {s['stays_solved']}/{s['runs']} | {steps} | {wall} | {s['steps_per_s_median']:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

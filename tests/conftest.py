@@ -1,0 +1,64 @@
+"""Shared test helpers: run the real CLIs as subprocesses and inspect exit status and stderr."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_module(module: str, *args: str, cwd: Path, timeout: float = 600) -> CliResult:
+    """``python -m <module> <args>`` in ``cwd`` with a clean, quiet environment."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "TQDM_DISABLE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: CliResult, *needles: str, status: int = 2) -> None:
+    """Exit ``status``, exactly one non-empty stderr line containing every needle, no traceback."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, lines
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Path -> sha256 of every file below ``root`` (to prove that nothing was changed)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """An empty working folder that holds a copy of experiments/configs, as a user's checkout would."""
+    configs = tmp_path / "experiments" / "configs"
+    configs.mkdir(parents=True)
+    for f in (REPO / "experiments" / "configs").glob("*.yaml"):
+        (configs / f.name).write_text(f.read_text())
+    return tmp_path

@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cartpole_dqn.config import RunConfig, config_flag, load_config, read_config_file
+from cartpole_dqn.errors import ConfigError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def test_default_yaml_spells_out_the_builtin_defaults() -> None:
+    assert load_config(CONFIGS / "default.yaml") == RunConfig()
+
+
+def test_zoo_baseline_is_the_zoo_block() -> None:
+    zoo = load_config(CONFIGS / "sb3_zoo_baseline.yaml")
+    assert (zoo.learning_rate, zoo.batch_size, zoo.buffer_size, zoo.learning_starts) == (2.3e-3, 64, 100_000, 1000)
+    assert (zoo.gamma, zoo.target_update_interval, zoo.train_freq, zoo.gradient_steps) == (0.99, 10, 256, 128)
+    assert (zoo.exploration_fraction, zoo.exploration_final_eps, zoo.net_arch) == (0.16, 0.04, [256, 256])
+    assert (zoo.n_steps, zoo.double_q, zoo.prioritized_replay, zoo.policy) == (1, False, False, "MlpPolicy")
+
+
+def test_every_shipped_config_is_valid() -> None:
+    for path in CONFIGS.glob("*.yaml"):
+        load_config(path)
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    config = RunConfig(gamma=0.95, net_arch=[32, 16], policy="DuelingMlpPolicy", dueling_stream_arch=[8])
+    path = tmp_path / "c.yaml"
+    path.write_text(config.to_yaml())
+    assert load_config(path) == config
+
+
+def test_overrides_win_over_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("gamma: 0.9\nbatch_size: 32\n")
+    config = load_config(path, {"batch_size": 128})
+    assert (config.gamma, config.batch_size) == (0.9, 128)
+
+
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ({"gamma": 0.0}, "gamma must be in (0, 1]"),
+        ({"gamma": 1.5}, "gamma must be in (0, 1]"),
+        ({"batch_size": 0}, "batch_size must be in [1, inf)"),
+        ({"total_timesteps": -10}, "total_timesteps must be in [1, inf)"),
+        ({"learning_rate": 0}, "learning_rate must be in (0, inf)"),
+        ({"exploration_final_eps": 1.2}, "exploration_final_eps must be in [0, 1]"),
+        ({"eval_freq": 5000}, "eval_freq must be in [1, 1000]"),
+        ({"seed": "abc"}, "seed must be an integer"),
+        ({"seed": True}, "seed must be an integer"),
+        ({"gamma": "high"}, "gamma must be a number"),
+        ({"gamma": float("nan")}, "gamma must be a finite number"),
+        ({"double_q": "yes"}, "double_q must be true or false"),
+        ({"net_arch": []}, "net_arch must list at least one"),
+        ({"net_arch": [64, 0]}, "net_arch entries must be >= 1"),
+        ({"net_arch": "64"}, "net_arch must be a list of integers"),
+        ({"policy": "CnnPolicy"}, "policy must be one of MlpPolicy, DuelingMlpPolicy"),
+        ({"activation": "swish"}, "activation must be one of"),
+        ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
+        ({"screen_episodes": 200}, "screen_episodes (200) must not exceed eval_episodes (100)"),
+        ({"dueling_stream_arch": [8]}, "dueling_stream_arch is only allowed with policy DuelingMlpPolicy"),
+        ({"gama": 0.9}, "unknown key 'gama' (did you mean 'gamma'?)"),
+    ],
+)
+def test_bad_values_raise_config_error_naming_them(values: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_mapping(values)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_integral_floats_are_accepted_as_ints() -> None:
+    assert RunConfig.from_mapping({"total_timesteps": 1e4}).total_timesteps == 10_000
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (None, "config file not found"),
+        ("", "config file is empty"),
+        ("gamma: [0.9\n", "not valid YAML at line"),
+        ("- 1\n- 2\n", "must hold a mapping"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not UTF-8 text"),
+    ],
+)
+def test_bad_config_files(tmp_path: Path, content: str | bytes | None, needle: str) -> None:
+    path = tmp_path / "bad.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError, match=None) as info:
+        read_config_file(path)
+    assert needle in str(info.value)
+
+
+def test_flag_names() -> None:
+    assert config_flag("total_timesteps") == "--timesteps"
+    assert config_flag("env_id") == "--env"
+    assert config_flag("prioritized_replay") == "--per"
+    assert config_flag("target_update_interval") == "--target-update-interval"
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-10, max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.lists(st.integers(min_value=-2, max_value=300), max_size=4),
+)
+_keys = st.sampled_from([*RunConfig.field_names(), "bogus", "Gamma"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_keys, _values, max_size=8))
+def test_validation_accepts_or_raises_config_error_only(values: dict[str, Any]) -> None:
+    try:
+        config = RunConfig.from_mapping(values)
+    except ConfigError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        # What it accepted round-trips through YAML unchanged and is accepted again.
+        assert RunConfig.from_mapping(yaml.safe_load(config.to_yaml())) == config

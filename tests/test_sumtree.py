@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cartpole_dqn.sumtree import SumTree
+
+_updates = st.lists(
+    st.tuples(st.integers(min_value=0, max_value=36), st.floats(min_value=0, max_value=1e3)),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(min_value=1, max_value=37), updates=_updates)
+def test_total_is_the_sum_of_leaves_after_any_updates(capacity: int, updates: list[tuple[int, float]]) -> None:
+    tree = SumTree(capacity)
+    reference = np.zeros(capacity)
+    for index, value in updates:
+        index %= capacity
+        tree.update(np.array([index]), np.array([value]))
+        reference[index] = value
+    np.testing.assert_allclose(tree.values(), reference)
+    assert tree.total == pytest.approx(reference.sum(), rel=1e-12, abs=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=40),
+    fractions=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), min_size=1, max_size=20),
+)
+def test_prefix_sum_search_returns_the_leaf_covering_the_target(values: list[float], fractions: list[float]) -> None:
+    leaves = np.array(values)
+    if leaves.sum() <= 0:
+        leaves[0] = 1.0
+    tree = SumTree(len(leaves))
+    tree.update(np.arange(len(leaves)), leaves)
+    targets = np.array(fractions) * tree.total
+    found = tree.find_prefixsum(targets)
+    prefix = np.concatenate([[0.0], np.cumsum(leaves)])
+    for target, leaf in zip(targets, found, strict=True):
+        assert leaves[leaf] > 0, "never lands on an empty leaf"
+        assert prefix[leaf] - 1e-9 <= target < prefix[leaf + 1] + 1e-9
+
+
+def test_batched_update_with_repeated_indices_keeps_sums_consistent() -> None:
+    tree = SumTree(10)
+    tree.update(np.arange(10), np.ones(10))
+    tree.update(np.array([3, 3, 7]), np.array([5.0, 2.0, 0.0]))
+    assert tree.values()[3] == 2.0 and tree.values()[7] == 0.0
+    assert tree.total == pytest.approx(10 - 1 + 2 - 1)
+
+
+def test_stratified_sampling_is_proportional_to_the_values() -> None:
+    rng = np.random.default_rng(0)
+    priorities = np.array([1.0, 2.0, 3.0, 4.0, 0.0, 10.0])
+    tree = SumTree(len(priorities))
+    tree.update(np.arange(len(priorities)), priorities)
+    draws = np.concatenate([tree.sample_stratified(64, rng) for _ in range(2000)])
+    frequencies = np.bincount(draws, minlength=len(priorities)) / draws.size
+    expected = priorities / priorities.sum()
+    # 128k draws: a binomial standard error below 0.0015; 0.01 is over six of them.
+    np.testing.assert_allclose(frequencies, expected, atol=0.01)
+    assert frequencies[4] == 0.0
+
+
+def test_invalid_updates_are_rejected() -> None:
+    tree = SumTree(4)
+    with pytest.raises(IndexError):
+        tree.update(np.array([4]), np.array([1.0]))
+    with pytest.raises(ValueError):
+        tree.update(np.array([0]), np.array([-1.0]))
+    with pytest.raises(ValueError):
+        tree.sample_stratified(4)

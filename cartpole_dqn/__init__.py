@@ -1,4 +1,4 @@
-"""cartpole_dqn: DQN on Gymnasium, built on Stable-Baselines3, with dueling, prioritized replay and Double-DQN."""
+"""cartpole_dqn: DQN on Gymnasium on top of Stable-Baselines3, with dueling, PER and Double-DQN plug-ins."""
 
 from cartpole_dqn.agent import DQNAgent, td_target
 from cartpole_dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples

@@ -73,7 +73,11 @@ class DQNAgent(DQN):
             # SB3 wires n-step returns only into a buffer it picks itself (and, after load(), warns that
             # n_steps is ignored by the NStepReplayBuffer it picked before save). Hand n_steps to the
             # buffer ourselves and keep that warning quiet: here n_steps is not ignored.
-            self.replay_buffer_kwargs = {"n_steps": self.n_steps, "gamma": self.gamma, **self.replay_buffer_kwargs}
+            self.replay_buffer_kwargs = {
+                "n_steps": self.n_steps,
+                "gamma": self.gamma,
+                **self.replay_buffer_kwargs,
+            }
             n_steps, self.n_steps = self.n_steps, 1
             try:
                 super()._setup_model()
@@ -117,7 +121,8 @@ class DQNAgent(DQN):
 
             self.policy.optimizer.zero_grad()
             loss.backward()
-            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            # foreach: one fused norm over all tensors; bitwise the same result as SB3's default path
+            th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm, foreach=True)
             self.policy.optimizer.step()
 
             if prioritized:
@@ -144,4 +149,6 @@ class DQNAgent(DQN):
     def _target(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> th.Tensor:
         next_obs = replay_data.next_observations
         next_q_online = self.q_net(next_obs) if self.double_q else None
-        return td_target(replay_data.rewards, replay_data.dones, discounts, self.q_net_target(next_obs), next_q_online)
+        return td_target(
+            replay_data.rewards, replay_data.dones, discounts, self.q_net_target(next_obs), next_q_online
+        )

@@ -49,7 +49,8 @@ def allocate_run(output_dir: Path, log_dir: Path, run_name: str | None, default_
     """
     if run_name is not None and not _RUN_NAME.match(run_name):
         raise UsageError(
-            f"invalid --run-name '{run_name}': use letters, digits, '.', '_' and '-', starting with a letter or digit"
+            f"invalid --run-name '{run_name}': use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
         )
     for directory, flag in ((output_dir, "--output-dir"), (log_dir, "--log-dir")):
         if directory.exists() and not directory.is_dir():
@@ -60,7 +61,11 @@ def allocate_run(output_dir: Path, log_dir: Path, run_name: str | None, default_
             raise UsageError(f"cannot create {flag} {directory}: {exc.strerror}") from None
         if not os.access(directory, os.W_OK | os.X_OK):
             raise UsageError(f"{flag} {directory} is not writable")
-    candidates = [run_name] if run_name is not None else [default_name] + [f"{default_name}-{i}" for i in range(2, 1000)]
+    candidates = (
+        [run_name]
+        if run_name is not None
+        else [default_name] + [f"{default_name}-{i}" for i in range(2, 1000)]
+    )
     for name in candidates:
         run_dir, tb_dir = output_dir / name, log_dir / name
         if tb_dir.exists():

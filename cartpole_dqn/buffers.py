@@ -158,7 +158,7 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
             column.n_envs = 1
             parts.append(NStepReplayBuffer._get_samples(column, rows[env_indices == e], env))
         inverse = th.as_tensor(np.argsort(order), device=self.device)
-        fields = []
-        for values in zip(*parts, strict=True):
-            fields.append(None if values[0] is None else th.cat(values)[inverse])
-        return ReplayBufferSamples(*fields)
+        fields = [
+            None if values[0] is None else th.cat(values)[inverse] for values in zip(*parts, strict=True)
+        ]
+        return ReplayBufferSamples(*fields)  # type: ignore[arg-type]

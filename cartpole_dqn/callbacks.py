@@ -134,7 +134,9 @@ class SolveCallback(BaseCallback):
         self.logger.dump(step)
         if self.verbose:
             kind = "deciding" if deciding else "screen"
-            print(f"step {step}: eval mean {result.mean:.1f} ± {result.std:.1f} ({result.episodes} ep, {kind})")
+            print(
+                f"step {step}: eval mean {result.mean:.1f} ± {result.std:.1f} ({result.episodes} ep, {kind})"
+            )
         return not (self.state.solved and self.early_stop)
 
     def _evaluate(self) -> tuple[EvalResult, bool]:

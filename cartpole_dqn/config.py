@@ -60,11 +60,10 @@ class RunConfig:
     device: str = _spec("auto", "torch device: auto, cpu, cuda or cuda:N")
     torch_threads: int = _spec(1, "torch CPU threads; 1 is fastest for small MLPs", ge=1)
     # --- network ---
-    policy: str = _spec("MlpPolicy", "Q-network policy", choices=POLICIES)
-    net_arch: list[int] = _spec([256, 256], "hidden layer sizes (the shared trunk for dueling)", item_ge=1)
-    dueling_stream_arch: list[int] = _spec(
-        [], "hidden layer sizes of each dueling stream (value and advantage)", item_ge=1
-    )
+    policy: str = _spec("DuelingMlpPolicy", "Q-network policy", choices=POLICIES)
+    # _spec returns a dataclasses.field with a default_factory for lists; ruff cannot see that.
+    net_arch: list[int] = _spec([256, 256], "hidden layer sizes (the trunk for dueling)", item_ge=1)  # noqa: RUF009
+    dueling_stream_arch: list[int] = _spec([], "hidden layer sizes of each dueling stream", item_ge=1)  # noqa: RUF009
     activation: str = _spec("relu", "activation function", choices=ACTIVATIONS)
     # --- DQN hyperparameters passed to SB3 ---
     learning_rate: float = _spec(2.3e-3, "Adam learning rate", gt=0)
@@ -73,8 +72,8 @@ class RunConfig:
     batch_size: int = _spec(64, "minibatch size", ge=1)
     gamma: float = _spec(0.99, "discount factor, in (0, 1]", gt=0, le=1)
     tau: float = _spec(1.0, "target network update coefficient, in (0, 1] (1 = hard copy)", gt=0, le=1)
-    train_freq: int = _spec(256, "env steps between training phases", ge=1)
-    gradient_steps: int = _spec(128, "gradient steps per training phase", ge=1)
+    train_freq: int = _spec(64, "env steps between training phases", ge=1)
+    gradient_steps: int = _spec(32, "gradient steps per training phase", ge=1)
     target_update_interval: int = _spec(10, "env steps between target network updates", ge=1)
     exploration_fraction: float = _spec(0.16, "fraction of the budget over which epsilon decays", ge=0, le=1)
     exploration_initial_eps: float = _spec(1.0, "initial epsilon", ge=0, le=1)
@@ -85,12 +84,16 @@ class RunConfig:
     double_q: bool = _spec(False, "Double-DQN target (van Hasselt et al. 2016)")
     prioritized_replay: bool = _spec(False, "prioritized replay (Schaul et al. 2016)", flag="per")
     per_alpha: float = _spec(0.6, "PER priority exponent alpha", ge=0, le=1)
-    per_beta_initial: float = _spec(0.4, "PER importance-sampling exponent at the start (annealed to 1)", ge=0, le=1)
+    per_beta_initial: float = _spec(
+        0.4, "PER importance-sampling exponent at the start (annealed to 1)", ge=0, le=1
+    )
     per_eps: float = _spec(1e-6, "PER priority floor added to |TD error|", gt=0)
     # --- solve protocol (GUIDE section 3) ---
     eval_freq: int = _spec(1000, "training env steps between evaluations (at most 1,000)", ge=1, le=1000)
     eval_episodes: int = _spec(100, "episodes of the deciding greedy evaluation", ge=1)
-    screen_episodes: int = _spec(10, "episodes of the cheap screen before a deciding evaluation (0 = off)", ge=0)
+    screen_episodes: int = _spec(
+        10, "episodes of the cheap screen before a deciding evaluation (0 = off)", ge=0
+    )
     threshold: float | None = _spec(None, "solve threshold (default: the env spec's reward_threshold)")
     early_stop: bool = _spec(True, "stop training at the first solved evaluation")
 
@@ -151,7 +154,10 @@ class RunConfig:
             "gelu": nn.GELU,
             "silu": nn.SiLU,
         }
-        kwargs: dict[str, Any] = {"net_arch": list(self.net_arch), "activation_fn": activations[self.activation]}
+        kwargs: dict[str, Any] = {
+            "net_arch": list(self.net_arch),
+            "activation_fn": activations[self.activation],
+        }
         if self.policy == "DuelingMlpPolicy":
             kwargs["stream_arch"] = list(self.dueling_stream_arch)
         return kwargs

@@ -16,4 +16,6 @@ def check_device(device: str) -> None:
             )
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= th.cuda.device_count():
-            raise UsageError(f"device '{device}' does not exist: {th.cuda.device_count()} CUDA device(s) visible")
+            raise UsageError(
+                f"device '{device}' does not exist: {th.cuda.device_count()} CUDA device(s) visible"
+            )

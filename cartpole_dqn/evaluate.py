@@ -74,7 +74,7 @@ def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> int
     env = gym.make(env_id, render_mode="rgb_array")
     try:
         obs, _ = env.reset(seed=seed)
-        frames = [env.render()]
+        frames: list[Any] = [env.render()]
         done = False
         while not done:
             action, _ = policy.predict(obs[None], deterministic=True)
@@ -83,9 +83,9 @@ def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> int
             done = terminated or truncated
     finally:
         env.close()
-    frames = [np.asarray(f)[::2, ::2] for f in frames if f is not None]  # half size: a smaller file
-    iio.imwrite(path, np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
-    return len(frames)
+    images = [np.asarray(f)[::2, ::2] for f in frames if f is not None]  # half size: a smaller file
+    iio.imwrite(path, np.stack(images), extension=".gif", duration=1000 / fps, loop=0)
+    return len(images)
 
 
 def _fits(model: Any, env_id: str) -> bool:
@@ -138,8 +138,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     result = evaluate_policy(model.policy, config.env_id, args.episodes, args.seed, info.max_episode_steps)
     print(f"{config.env_id} · {model_path} · seed {args.seed}")
-    print("\n".join(verdict_lines("greedy return", result.mean, result.std, result.episodes, info.threshold,
-                                  info.max_return, result.min, result.max)))
+    print(
+        "\n".join(
+            verdict_lines(
+                "greedy return",
+                result.mean,
+                result.std,
+                result.episodes,
+                info.threshold,
+                info.max_return,
+                result.min,
+                result.max,
+            )
+        )
+    )
     if args.gif is not None:
         frames = record_gif(model.policy, config.env_id, args.gif, args.seed, args.gif_fps)
         print(f"  {'gif':<18}{args.gif} ({frames} frames)")

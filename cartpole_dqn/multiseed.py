@@ -92,7 +92,9 @@ def summarize(runs: Iterable[dict[str, Any]], budget: int | None = None) -> dict
     solved = [r for r in runs if r["solved"]]
     steps = [float(r["steps_to_solve"]) for r in solved]
     walls = [float(r["wall_to_solve_s"]) for r in solved]
-    censored = [float(r["steps_to_solve"]) if r["solved"] else float(budget or r["total_steps"]) for r in runs]
+    censored = [
+        float(r["steps_to_solve"]) if r["solved"] else float(budget or r["total_steps"]) for r in runs
+    ]
 
     def med(xs: list[float]) -> float | None:
         return float(np.median(xs)) if xs else None

@@ -50,7 +50,20 @@ class DuelingQNetwork(QNetwork):
         return data
 
 
-class DuelingDQNPolicy(DQNPolicy):
+class CachedModeDQNPolicy(DQNPolicy):
+    """A ``DQNPolicy`` that skips ``set_training_mode`` when the mode is already set.
+
+    SB3 calls ``set_training_mode(False)`` before every action prediction, and each call walks all
+    submodules; on CartPole that walk costs about as much as the forward pass itself.
+    """
+
+    def set_training_mode(self, mode: bool) -> None:
+        if self.training == mode and self.q_net.training == mode:
+            return
+        super().set_training_mode(mode)
+
+
+class DuelingDQNPolicy(CachedModeDQNPolicy):
     """DQN policy whose online and target networks are dueling Q-networks (alias ``DuelingMlpPolicy``).
 
     :param stream_arch: hidden layer sizes of each dueling stream (default: none, linear streams).

@@ -102,4 +102,3 @@ def run_training(
     }
     write_json(paths.results, results)
     return results
-

@@ -48,7 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from cartpole_dqn.runner import run_training  # heavy imports only once the input is known good
 
-    results = run_training(config, env_info, paths, progress_bar=not args.no_progress, verbose=int(args.verbose))
+    results = run_training(
+        config, env_info, paths, progress_bar=not args.no_progress, verbose=int(args.verbose)
+    )
     print(training_verdict(results))
     return 0
 

@@ -20,7 +20,12 @@ def test_default_yaml_spells_out_the_builtin_defaults() -> None:
 
 def test_zoo_baseline_is_the_zoo_block() -> None:
     zoo = load_config(CONFIGS / "sb3_zoo_baseline.yaml")
-    assert (zoo.learning_rate, zoo.batch_size, zoo.buffer_size, zoo.learning_starts) == (2.3e-3, 64, 100_000, 1000)
+    assert (zoo.learning_rate, zoo.batch_size, zoo.buffer_size, zoo.learning_starts) == (
+        2.3e-3,
+        64,
+        100_000,
+        1000,
+    )
     assert (zoo.gamma, zoo.target_update_interval, zoo.train_freq, zoo.gradient_steps) == (0.99, 10, 256, 128)
     assert (zoo.exploration_fraction, zoo.exploration_final_eps, zoo.net_arch) == (0.16, 0.04, [256, 256])
     assert (zoo.n_steps, zoo.double_q, zoo.prioritized_replay, zoo.policy) == (1, False, False, "MlpPolicy")

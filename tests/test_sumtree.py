@@ -16,7 +16,9 @@ _updates = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(capacity=st.integers(min_value=1, max_value=37), updates=_updates)
-def test_total_is_the_sum_of_leaves_after_any_updates(capacity: int, updates: list[tuple[int, float]]) -> None:
+def test_total_is_the_sum_of_leaves_after_any_updates(
+    capacity: int, updates: list[tuple[int, float]]
+) -> None:
     tree = SumTree(capacity)
     reference = np.zeros(capacity)
     for index, value in updates:
@@ -32,7 +34,9 @@ def test_total_is_the_sum_of_leaves_after_any_updates(capacity: int, updates: li
     values=st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=40),
     fractions=st.lists(st.floats(min_value=0, max_value=1, exclude_max=True), min_size=1, max_size=20),
 )
-def test_prefix_sum_search_returns_the_leaf_covering_the_target(values: list[float], fractions: list[float]) -> None:
+def test_prefix_sum_search_returns_the_leaf_covering_the_target(
+    values: list[float], fractions: list[float]
+) -> None:
     leaves = np.array(values)
     if leaves.sum() <= 0:
         leaves[0] = 1.0

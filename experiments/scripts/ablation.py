@@ -18,13 +18,20 @@ from cartpole_dqn.multiseed import RunSpec, run_many, summarize
 
 ZOO = Path(__file__).resolve().parents[1] / "configs" / "sb3_zoo_baseline.yaml"
 
+ALL4 = {"n_steps": 3, "double_q": True, "policy": "DuelingMlpPolicy", "prioritized_replay": True}
+SCHEDULE = {"train_freq": 64, "gradient_steps": 32}  # the update schedule of the default config
 VARIANTS: dict[str, dict[str, Any]] = {
     "zoo": {},
-    "+nstep3": {"n_steps": 3},
-    "+double": {"double_q": True},
-    "+dueling": {"policy": "DuelingMlpPolicy"},
-    "+per": {"prioritized_replay": True},
-    "all4": {"n_steps": 3, "double_q": True, "policy": "DuelingMlpPolicy", "prioritized_replay": True},
+    "zoo +nstep3": {"n_steps": 3},
+    "zoo +double": {"double_q": True},
+    "zoo +dueling": {"policy": "DuelingMlpPolicy"},
+    "zoo +per": {"prioritized_replay": True},
+    "zoo +all4": ALL4,
+    "nstep3 +schedule": {"n_steps": 3, **SCHEDULE},
+    "default (nstep3 +schedule +dueling)": {"n_steps": 3, **SCHEDULE, "policy": "DuelingMlpPolicy"},
+    "default +double": {"n_steps": 3, **SCHEDULE, "policy": "DuelingMlpPolicy", "double_q": True},
+    "default +per": {"n_steps": 3, **SCHEDULE, "policy": "DuelingMlpPolicy", "prioritized_replay": True},
+    "default +double +per (all4)": {**ALL4, **SCHEDULE},
 }
 
 
@@ -44,17 +51,28 @@ def main() -> None:
     for name in args.variants:
         for seed in range(args.seed_start, args.seed_start + args.seeds):
             config = RunConfig.from_mapping({**base.to_dict(), **variants[name], "seed": seed})
-            specs.append(RunSpec(name, config, args.out / stamp / "runs", args.out / stamp / "tb"))
+            label = name.split(" (")[0].replace(" +", "+").replace(" ", "_")
+            specs.append(RunSpec(label, config, args.out / stamp / "runs", args.out / stamp / "tb"))
     runs = run_many(specs, jobs=args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"ablation-runs-{stamp}.json").write_text(json.dumps(runs, indent=1))
     print("| variant | solved | stays solved | median steps (IQR) | median wall s (IQR) | steps/s |")
     print("|---|---|---|---|---|---|")
     for name in args.variants:
-        s = summarize([r for r in runs if r["label"] == name], budget=base.total_timesteps)
-        steps = "-" if s["steps_median"] is None else f"{s['steps_median']:,.0f} ({s['steps_iqr'][0]:,.0f}–{s['steps_iqr'][1]:,.0f})"
-        wall = "-" if s["wall_median"] is None else f"{s['wall_median']:.1f} ({s['wall_iqr'][0]:.1f}–{s['wall_iqr'][1]:.1f})"
-        print(f"| {name} | {s['solved']}/{s['runs']} | {s['stays_solved']}/{s['runs']} | {steps} | {wall} | {s['steps_per_s_median']:.0f} |")
+        label = name.split(" (")[0].replace(" +", "+").replace(" ", "_")
+        s = summarize([r for r in runs if r["label"] == label], budget=base.total_timesteps)
+        steps = (
+            "-"
+            if s["steps_median"] is None
+            else f"{s['steps_median']:,.0f} ({s['steps_iqr'][0]:,.0f}–{s['steps_iqr'][1]:,.0f})"
+        )
+        wall = (
+            "-"
+            if s["wall_median"] is None
+            else f"{s['wall_median']:.1f} ({s['wall_iqr'][0]:.1f}–{s['wall_iqr'][1]:.1f})"
+        )
+        rate = f"{s['solved']}/{s['runs']} | {s['stays_solved']}/{s['runs']}"
+        print(f"| {name} | {rate} | {steps} | {wall} | {s['steps_per_s_median']:.0f} |")
 
 
 if __name__ == "__main__":

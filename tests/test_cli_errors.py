@@ -1,0 +1,95 @@
+"""Every user mistake: one stderr line naming the problem, exit 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import assert_one_line_error, run_module, tree_digest
+
+TRAIN = "cartpole_dqn.train"
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--gamma", "1.5"], ["gamma must be in (0, 1]", "1.5"]),
+        (["--gamma", "0"], ["gamma must be in (0, 1]"]),
+        (["--batch-size", "0"], ["batch_size must be in [1, inf)", "got 0"]),
+        (["--timesteps", "-100"], ["total_timesteps must be in [1, inf)", "-100"]),
+        (["--seed", "abc"], ["--seed", "invalid int value: 'abc'"]),
+        (["--env", "CartPol-v1"], ["unknown env id 'CartPol-v1'", "did you mean 'CartPole-v1'"]),
+        (["--env", "Pendulum-v1"], ["Pendulum-v1", "Box action space", "Discrete"]),
+        (["--device", "tpu"], ["device must be one of auto, cpu, cuda"]),
+        (["--policy", "CnnPolicy"], ["--policy", "invalid choice: 'CnnPolicy'"]),
+        (["--config", "missing.yaml"], ["config file not found: missing.yaml"]),
+        (["--run-name", "../escape"], ["invalid --run-name '../escape'"]),
+        (["--bogus-flag"], ["unrecognized arguments: --bogus-flag"]),
+    ],
+)
+def test_train_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
+    result = run_module(TRAIN, *args, "--no-progress", cwd=workdir)
+    assert_one_line_error(result, *needles)
+    assert not (workdir / "experiments" / "runs").exists()
+    assert not (workdir / "tensorboard_logs").exists() or not any((workdir / "tensorboard_logs").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        ("gamma: 0.9\nfoo: 1\n", ["unknown key 'foo'", "bad.yaml"]),
+        ("gamma: [0.9\n", ["not valid YAML", "bad.yaml"]),
+        ("", ["config file is empty"]),
+        ("batch_size: lots\n", ["batch_size must be an integer", "'lots'"]),
+    ],
+)
+def test_train_rejects_bad_config_files(workdir: Path, content: str, needles: list[str]) -> None:
+    (workdir / "bad.yaml").write_text(content)
+    result = run_module(TRAIN, "--config", "bad.yaml", cwd=workdir)
+    assert_one_line_error(result, *needles)
+
+
+def test_cuda_without_cuda_is_one_line(workdir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_module(TRAIN, "--device", "cuda", cwd=workdir)
+    assert_one_line_error(result, "device 'cuda' requested but CUDA is not available")
+
+
+def test_taken_run_name_is_refused_and_the_old_run_untouched(workdir: Path) -> None:
+    old = workdir / "experiments" / "runs" / "mine"
+    old.mkdir(parents=True)
+    (old / "results.json").write_text('{"keep": true}\n')
+    before = tree_digest(workdir / "experiments")
+    result = run_module(TRAIN, "--run-name", "mine", "--timesteps", "100", cwd=workdir)
+    assert_one_line_error(result, "run name 'mine' is already used")
+    assert tree_digest(workdir / "experiments") == before
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "needles"),
+    [
+        (None, ["nothing.zip"], ["model file not found: nothing.zip"]),
+        ("garbage", ["model.zip"], ["not a model file", "model.zip"]),
+        ("emptyzip", ["model.zip"], ["cannot load model model.zip"]),
+        (None, ["x.zip", "--episodes", "0"], ["--episodes must be >= 1"]),
+        (None, ["."], ["model file not found"]),
+    ],
+)
+def test_evaluate_rejects_bad_input(
+    tmp_path: Path, setup: str | None, args: list[str], needles: list[str]
+) -> None:
+    import zipfile
+
+    if setup == "garbage":
+        (tmp_path / "model.zip").write_bytes(b"\x00\x01not a zip at all")
+    elif setup == "emptyzip":
+        with zipfile.ZipFile(tmp_path / "model.zip", "w") as archive:
+            archive.writestr("data", "{not json")
+    before = tree_digest(tmp_path)
+    result = run_module("cartpole_dqn.evaluate", *args, cwd=tmp_path)
+    assert_one_line_error(result, *needles)
+    assert tree_digest(tmp_path) == before

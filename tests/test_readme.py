@@ -1,0 +1,104 @@
+"""The README stays true: its commands are the ones CI runs, and each one works as written."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, run_module
+from tests.test_train_integration import free_port
+
+README = (REPO / "README.md").read_text()
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def shell_commands() -> list[str]:
+    return [line.strip() for block in blocks("bash") for line in block.splitlines() if line.strip()]
+
+
+def test_readme_states_exactly_two_setup_commands_and_ci_runs_the_test_one() -> None:
+    setup = README.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    commands = [b.strip() for b in re.findall(r"```bash\n(.*?)```", setup, flags=re.S)]
+    assert len(commands) == 2
+    train, test = commands
+    assert train.startswith("pip install -c constraints.txt") and train.endswith(
+        "python -m cartpole_dqn.train"
+    )
+    assert "pytest" in test
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci, "the README's test command must be a line of .ci/run"
+
+
+@pytest.mark.slow
+def test_every_package_command_in_the_readme_runs(workdir: Path) -> None:
+    commands = [c.split("&& ", 1)[-1] for c in shell_commands() if "python -m cartpole_dqn" in c]
+    assert len(commands) >= 5
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[:2] == ["python", "-m"]
+        extra = ["--no-progress"] if argv[2].endswith("train") else []
+        result = run_module(argv[2], *argv[3:], *extra, cwd=workdir)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+    runs = {p.name for p in (workdir / "experiments" / "runs").iterdir()}
+    assert {"first-run", "zoo-run", "all-plugins"} <= runs
+    assert (workdir / "first-run.gif").is_file()
+
+
+@pytest.mark.slow
+def test_readme_tensorboard_command_serves_the_runs(workdir: Path) -> None:
+    result = run_module(
+        "cartpole_dqn.train",
+        "--timesteps",
+        "1000",
+        "--learning-starts",
+        "200",
+        "--run-name",
+        "tb",
+        "--no-progress",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    (command,) = [c for c in shell_commands() if c.startswith("tensorboard ")]
+    argv = shlex.split(command)
+    argv[0] = str(Path(sys.executable).parent / "tensorboard")
+    port = free_port()
+    server = subprocess.Popen(
+        [*argv, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ},
+    )
+    try:
+        runs: list[str] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and "tb" not in runs:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as response:
+                    runs = json.loads(response.read())
+            except OSError:
+                time.sleep(1)
+        assert "tb" in runs
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_readme_python_example_runs(tmp_path: Path) -> None:
+    (code,) = blocks("python")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "dqn_cartpole.zip").is_file()

@@ -1,0 +1,217 @@
+"""Real training runs through the real CLIs, and TensorBoard reading what they wrote."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cartpole_dqn.config import load_config
+from tests.conftest import assert_one_line_error, run_module
+
+pytestmark = pytest.mark.slow
+
+RESULT_FIELDS = {
+    "env_id",
+    "seed",
+    "threshold",
+    "solved",
+    "steps_to_solve",
+    "wall_to_solve_s",
+    "total_steps",
+    "eval_mean",
+    "eval_std",
+    "eval_episodes",
+    "model_path",
+    "stays_solved",
+}
+
+
+@pytest.fixture(scope="module")
+def solved_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], str]:
+    """One default-config training run on CartPole-v1, seed 0, through the CLI as a user runs it."""
+    work = tmp_path_factory.mktemp("train")
+    result = run_module("cartpole_dqn.train", "--seed", "0", "--run-name", "s0", "--no-progress", cwd=work)
+    assert result.returncode == 0, result.stderr
+    run_dir = work / "experiments" / "runs" / "s0"
+    return run_dir, json.loads((run_dir / "results.json").read_text()), result.stdout
+
+
+def test_default_config_solves_cartpole_and_the_saved_model_stays_solved(
+    solved_run: tuple[Path, dict[str, Any], str],
+) -> None:
+    run_dir, results, stdout = solved_run
+    assert results.keys() >= RESULT_FIELDS
+    assert results["solved"] is True
+    assert results["threshold"] == 475.0
+    assert 0 < results["steps_to_solve"] <= 50_000 and results["wall_to_solve_s"] > 0
+    assert results["eval_episodes"] == 100 and results["eval_mean"] >= 475
+    assert Path(results["model_path"]) == run_dir / "model.zip" and (run_dir / "model.zip").is_file()
+    # The deciding evaluation that marked the solve is in the history, and it reached the threshold.
+    deciding = [e for e in results["evaluations"] if e["deciding"] and e["step"] == results["steps_to_solve"]]
+    assert deciding and deciding[0]["mean"] >= 475 and deciding[0]["episodes"] == 100
+    assert "vs threshold" in stdout and "PASS" in stdout and "of 500" in stdout
+
+
+def test_saved_config_reproduces_the_run_config(solved_run: tuple[Path, dict[str, Any], str]) -> None:
+    run_dir, _, _ = solved_run
+    saved = load_config(run_dir / "config.yaml")
+    assert saved.seed == 0 and saved.threshold == 475.0
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["env_id"] == "CartPole-v1"
+
+
+def test_evaluate_scores_the_saved_model_and_records_a_gif(
+    solved_run: tuple[Path, dict[str, Any], str],
+) -> None:
+    run_dir, _, _ = solved_run
+    gif = run_dir.parent / "agent.gif"
+    result = run_module(
+        "cartpole_dqn.evaluate",
+        str(run_dir / "model.zip"),
+        "--episodes",
+        "100",
+        "--seed",
+        "777",
+        "--gif",
+        str(gif),
+        cwd=run_dir.parent,
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if "greedy return" in x)
+    assert float(line.split()[2]) >= 475.0
+    assert "PASS" in result.stdout
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert image.format == "GIF" and image.n_frames > 100
+    again = run_module("cartpole_dqn.evaluate", str(run_dir), "--gif", str(gif), cwd=run_dir.parent)
+    assert_one_line_error(again, "already exists")
+
+
+def test_a_second_run_gets_its_own_folder(tmp_path: Path) -> None:
+    for _ in range(2):
+        result = run_module(
+            "cartpole_dqn.train",
+            "--timesteps",
+            "300",
+            "--eval-freq",
+            "300",
+            "--learning-starts",
+            "100",
+            "--no-progress",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr
+    runs = sorted((tmp_path / "experiments" / "runs").iterdir())
+    logs = sorted((tmp_path / "tensorboard_logs").iterdir())
+    assert len(runs) == 2 and len(logs) == 2
+    assert all((r / "results.json").is_file() for r in runs)
+
+
+def test_acrobot_short_run_takes_the_threshold_from_its_spec(tmp_path: Path) -> None:
+    result = run_module(
+        "cartpole_dqn.train",
+        "--env",
+        "Acrobot-v1",
+        "--timesteps",
+        "2000",
+        "--eval-freq",
+        "1000",
+        "--eval-episodes",
+        "10",
+        "--screen-episodes",
+        "0",
+        "--run-name",
+        "acro",
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads((tmp_path / "experiments" / "runs" / "acro" / "results.json").read_text())
+    assert results["env_id"] == "Acrobot-v1" and results["threshold"] == -100.0
+    assert results["total_steps"] == 2000 and results["max_return"] is None
+    assert -500 <= results["eval_mean"] <= 0
+
+
+def scalars(event_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(event_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {
+        tag: [(e.step, e.value) for e in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]
+    }
+
+
+def test_tensorboard_event_file_holds_our_scalars(solved_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, _ = solved_run
+    logged = scalars(Path(results["tensorboard_dir"]))
+    for tag in (
+        "eval/mean_reward",
+        "eval/std_reward",
+        "eval/solved",
+        "rollout/exploration_rate",
+        "train/q_mean",
+        "train/loss",
+    ):
+        assert tag in logged, (tag, sorted(logged))
+    solved_flags = logged["eval/solved"]
+    assert solved_flags[-1] == (results["steps_to_solve"], 1.0)
+    assert all(v == 0.0 for _, v in solved_flags[:-1])
+    steps = [s for s, _ in logged["eval/mean_reward"]]
+    assert steps == sorted(steps) and len(steps) == len(results["evaluations"])
+    assert logged["eval/mean_reward"][-1][1] >= 475
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_real_tensorboard_server_serves_our_tags(solved_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, _ = solved_run
+    logdir = Path(results["tensorboard_dir"]).parent
+    port = free_port()
+    tensorboard = shutil.which("tensorboard") or str(Path(sys.executable).parent / "tensorboard")
+    server = subprocess.Popen(
+        [tensorboard, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        tags: dict[str, Any] = {}
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/data/plugin/scalars/tags", timeout=5
+                ) as response:
+                    tags = json.loads(response.read())
+                if "s0" in tags and "eval/mean_reward" in tags["s0"]:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert "s0" in tags, tags
+        assert {"eval/mean_reward", "eval/solved", "rollout/exploration_rate", "train/q_mean"} <= tags[
+            "s0"
+        ].keys()
+        query = "run=s0&tag=eval%2Fsolved"
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}", timeout=10
+        ) as r:
+            points = json.loads(r.read())
+        assert points[-1][1] == results["steps_to_solve"] and points[-1][2] == 1.0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

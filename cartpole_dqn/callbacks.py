@@ -10,6 +10,7 @@ training. The best checkpoint is saved whenever an evaluation beats the previous
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,8 @@ class SolveCallback(BaseCallback):
     :param start_time: ``time.perf_counter()`` value that wall-to-solve counts from
         (default: the start of ``learn()``, so one-off process setup such as imports is not counted)
     :param max_episode_steps: the env's step limit (bounds an evaluation)
+    :param on_evaluation: called after every evaluation with the solve state; returning False stops
+        training (the tuner reports to Optuna and prunes through this)
     """
 
     def __init__(
@@ -72,9 +75,11 @@ class SolveCallback(BaseCallback):
         early_stop: bool = True,
         start_time: float | None = None,
         max_episode_steps: int | None = None,
+        on_evaluation: Callable[[SolveState], bool] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
+        self.on_evaluation = on_evaluation
         self.threshold = threshold
         self.eval_freq = eval_freq
         self.eval_seed = eval_seed
@@ -137,7 +142,8 @@ class SolveCallback(BaseCallback):
             print(
                 f"step {step}: eval mean {result.mean:.1f} ± {result.std:.1f} ({result.episodes} ep, {kind})"
             )
-        return not (self.state.solved and self.early_stop)
+        keep_going = self.on_evaluation(self.state) if self.on_evaluation is not None else True
+        return keep_going and not (self.state.solved and self.early_stop)
 
     def _evaluate(self) -> tuple[EvalResult, bool]:
         policy = self.model.policy

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import version
 from typing import Any
@@ -16,7 +17,7 @@ from stable_baselines3.common.logger import configure
 
 from cartpole_dqn.agent import DQNAgent
 from cartpole_dqn.artifacts import RunPaths, write_atomic, write_json
-from cartpole_dqn.callbacks import SolveCallback
+from cartpole_dqn.callbacks import SolveCallback, SolveState
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.evaluation import evaluate_policy
@@ -30,6 +31,7 @@ def run_training(
     progress_bar: bool = False,
     verbose: int = 0,
     extra_callbacks: list[BaseCallback] | None = None,
+    on_evaluation: Callable[[SolveState], bool] | None = None,
 ) -> dict[str, Any]:
     """Train one run, save its best checkpoint and config, re-evaluate the checkpoint, write results.json."""
     th.set_num_threads(config.torch_threads)
@@ -49,13 +51,16 @@ def run_training(
         best_model_path=paths.model,
         early_stop=config.early_stop,
         max_episode_steps=env_info.max_episode_steps,
+        on_evaluation=on_evaluation,
         verbose=verbose,
     )
     callbacks: list[BaseCallback] = [solve, *(extra_callbacks or [])]
     try:
         agent.learn(config.total_timesteps, callback=CallbackList(callbacks), progress_bar=progress_bar)
         history = solve.state.history
-        if not solve.state.solved and (not history or history[-1].step != agent.num_timesteps):
+        ran_to_budget = agent.num_timesteps >= config.total_timesteps
+        last_evaluated = history[-1].step if history else None
+        if ran_to_budget and not solve.state.solved and last_evaluated != agent.num_timesteps:
             solve.evaluate_now()  # the final policy gets its evaluation too, so a checkpoint always exists
     finally:
         agent.logger.close()

@@ -1,0 +1,62 @@
+"""The number Optuna maximizes, and the intermediate values it prunes on.
+
+Objective (maximize), from the solve callback's evaluations of one trial:
+
+- a trial that solves gets ``1 + (1 - steps_to_solve / budget)``: always above 1, higher the sooner;
+- a trial that does not gets the area under its normalized eval-reward curve, in [0, 1):
+  the mean over the ``budget / eval_freq`` evaluation slots of
+  ``clip((mean_return - floor) / (threshold - floor), 0, 1)`` (slots not reached count 0).
+
+So every solver ranks above every non-solver, and among solvers fewer steps win. The value
+reported after each evaluation is the same quantity computed on the evaluations so far; it only
+grows as training goes on, a solved trial jumps above 1 and keeps its solved value for the
+remaining evaluation steps, so the pruner always compares like with like, in the objective's
+direction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cartpole_dqn.callbacks import SolveState
+
+
+def reward_floor(threshold: float, max_episode_steps: int | None) -> float:
+    """The return that scores 0: 0 for positive-reward tasks (CartPole); for tasks that pay -1 per
+    step (Acrobot, MountainCar), minus the step limit."""
+    if threshold > 0:
+        return 0.0
+    return -float(max_episode_steps or 500)
+
+
+@dataclass(frozen=True)
+class CurveScore:
+    budget: int
+    eval_freq: int
+    threshold: float
+    floor: float
+
+    @property
+    def slots(self) -> int:
+        return max(math.ceil(self.budget / self.eval_freq), 1)
+
+    def normalized(self, mean_return: float) -> float:
+        return min(max((mean_return - self.floor) / (self.threshold - self.floor), 0.0), 1.0)
+
+    def value(self, state: SolveState) -> float:
+        """The value after the evaluations in ``state`` so far."""
+        return self.value_of(state.steps_to_solve if state.solved else None, [r.mean for r in state.history])
+
+    def value_of(self, steps_to_solve: int | None, eval_means: Sequence[float]) -> float:
+        """The value of a trial that solved at ``steps_to_solve`` (None: unsolved) with these evaluations."""
+        if steps_to_solve is not None:
+            return 1.0 + (1.0 - steps_to_solve / self.budget)
+        area = sum(self.normalized(mean) for mean in eval_means) / self.slots
+        return min(area, math.nextafter(1.0, 0.0))
+
+    def remaining_steps(self, after_step: int) -> range:
+        """Evaluation steps after ``after_step`` up to the budget (a solved trial reports at them too)."""
+        first = (after_step // self.eval_freq + 1) * self.eval_freq
+        return range(first, self.budget + 1, self.eval_freq)

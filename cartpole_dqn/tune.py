@@ -285,6 +285,9 @@ def validate(settings: SweepSettings, seeds: int, threshold: float) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.trials < 1:
         raise UsageError(f"--trials must be >= 1, got {args.trials}")
     if args.workers < 1:

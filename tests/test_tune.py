@@ -1,0 +1,187 @@
+"""The tuner end to end through its CLI, on the embedded journal store, with real training trials."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from cartpole_dqn.config import RunConfig, load_config
+from cartpole_dqn.studies import StoreSettings, open_storage
+from tests.conftest import assert_one_line_error, run_module, tree_digest
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--timesteps", "2000", "--workers", "1"]
+
+
+def load(workdir: Path, name: str) -> optuna.Study:
+    storage = open_storage(StoreSettings(None, workdir / "experiments" / "tuning" / "journal.log"))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
+    result = run_module("cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    study = load(workdir, "tiny")
+    assert finished(study) == 3
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    folder = workdir / "experiments" / "tuning" / "tiny"
+    best = load_config(folder / "best.yaml")
+    assert isinstance(best, RunConfig) and best.gamma == pytest.approx(study.best_trial.params["gamma"])
+    plots = sorted((folder / "plots").glob("*.png"))
+    assert {p.name for p in plots} >= {"optimization_history.png", "slice.png"} and all(map(is_png, plots))
+    for trial in study.trials:
+        assert (workdir / "tensorboard_logs" / "tune" / "tiny" / f"trial-{trial.number}").is_dir()
+    assert "vs threshold 475" in result.stdout and "3 finished" in result.stdout
+
+    # The same command again resumes: the study already has 3 finished trials, so nothing runs.
+    again = run_module("cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert len(load(workdir, "tiny").trials) == 3
+    # --trials is the total: asking for 4 runs exactly one more.
+    more = run_module("cartpole_dqn.tune", "--trials", "4", *TINY, "--study-name", "tiny", cwd=workdir)
+    assert more.returncode == 0, more.stderr
+    assert finished(load(workdir, "tiny")) == 4
+
+    report = run_module("cartpole_dqn.tune", "--report", "--study-name", "tiny", cwd=workdir)
+    assert report.returncode == 0 and "4 finished" in report.stdout
+
+
+def test_best_yaml_runs_unchanged_with_train(workdir: Path) -> None:
+    result = run_module("cartpole_dqn.tune", "--trials", "2", *TINY, "--study-name", "b", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    train = run_module(
+        "cartpole_dqn.train", "--config", "experiments/tuning/b/best.yaml", "--no-progress", "--run-name", "best",
+        cwd=workdir,
+    )
+    assert train.returncode == 0, train.stderr
+    assert (workdir / "experiments" / "runs" / "best" / "results.json").is_file()
+
+
+def test_two_workers_on_the_embedded_store_finish_exactly_n(workdir: Path) -> None:
+    result = run_module(
+        "cartpole_dqn.tune", "--trials", "5", "--timesteps", "1500", "--workers", "2", "--study-name", "two",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    study = load(workdir, "two")
+    assert finished(study) == 5 and len(study.trials) == 5
+    pids = {t.user_attrs["worker_pid"] for t in study.trials}
+    assert len(pids) == 2, "both worker processes ran trials"
+
+
+def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None:
+    args = [sys.executable, "-m", "cartpole_dqn.tune", "--trials", "3", "--timesteps", "20000", "--workers", "1",
+            "--study-name", "killed", "--pruner", "none"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 240
+        running: list[optuna.trial.FrozenTrial] = []
+        while time.monotonic() < deadline and not running:
+            time.sleep(1)
+            try:
+                running = load(workdir, "killed").get_trials(states=(TrialState.RUNNING,))
+            except (KeyError, OSError):
+                continue
+        assert running, "no trial started"
+        time.sleep(1.5)  # mid-trial
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    orphan = running[0].number
+    assert load(workdir, "killed").trials[orphan].state == TrialState.RUNNING
+
+    rerun = run_module(
+        "cartpole_dqn.tune", "--trials", "3", "--timesteps", "20000", "--workers", "1", "--study-name", "killed",
+        "--pruner", "none", cwd=workdir,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    study = load(workdir, "killed")
+    assert finished(study) == 3
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert study.trials[orphan].state == TrialState.FAIL
+    retried = [t for t in study.trials if t.user_attrs.get("retry_of") == orphan]
+    assert len(retried) == 1 and retried[0].params == study.trials[orphan].params
+
+
+def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
+    """Trials from a hopeless region (learning rate 1e-7) are pruned against trials that learn."""
+    from cartpole_dqn.studies import open_study
+    from cartpole_dqn.tune import SweepSettings, run_trial
+
+    store = StoreSettings(None, tmp_path / "journal.log")
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1000)
+    study = open_study(open_storage(store), "prune", optuna.samplers.RandomSampler(seed=0), pruner)
+
+    def settings(learning_rate: float) -> SweepSettings:
+        base = RunConfig(total_timesteps=8000, learning_rate=learning_rate, eval_episodes=20, screen_episodes=5)
+        return SweepSettings(base, "prune", 4, "core", "random", "median", 0, store, tmp_path, tmp_path / "tb")
+
+    study.optimize(lambda t: run_trial(t, settings(2.3e-3)), n_trials=2)
+    study.optimize(lambda t: run_trial(t, settings(1e-7)), n_trials=2)
+    states = [t.state for t in study.trials]
+    assert states[2:] == [TrialState.PRUNED, TrialState.PRUNED], states
+    assert all(t.last_step is not None and t.last_step < 8000 for t in study.trials[2:])
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--trials", "0"], ["--trials must be >= 1"]),
+        (["--storage", "notaurl"], ["malformed --storage URL 'notaurl'"]),
+        (["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/nodb"], ["cannot use storage", "127.0.0.1:1"]),
+        (["--sampler", "grid"], ["--sampler", "invalid choice: 'grid'"]),
+        (["--pruner", "hyperband"], ["--pruner", "invalid choice: 'hyperband'"]),
+        (["--report", "--study-name", "nope"], ["no study named 'nope'"]),
+    ],
+)
+def test_tune_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
+    result = run_module("cartpole_dqn.tune", *args, cwd=workdir)
+    assert_one_line_error(result, *needles)
+    assert "secret" not in result.stderr
+
+
+def test_study_with_another_direction_is_refused_and_untouched(workdir: Path) -> None:
+    storage = open_storage(StoreSettings(None, workdir / "experiments" / "tuning" / "journal.log"))
+    optuna.create_study(study_name="taken", storage=storage, direction="minimize")
+    before = tree_digest(workdir / "experiments" / "tuning")
+    result = run_module("cartpole_dqn.tune", "--trials", "2", *TINY, "--study-name", "taken", cwd=workdir)
+    assert_one_line_error(result, "study 'taken' already exists with direction minimize")
+    assert tree_digest(workdir / "experiments" / "tuning") == before
+
+
+def test_optuna_dashboard_wsgi_app_lists_our_study(workdir: Path) -> None:
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    result = run_module("cartpole_dqn.tune", "--trials", "1", *TINY, "--study-name", "dash", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    app = wsgi(open_storage(StoreSettings(None, workdir / "experiments" / "tuning" / "journal.log")))
+    environ: dict[str, object] = {"PATH_INFO": "/api/studies", "REQUEST_METHOD": "GET"}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
+    assert status[0].startswith("200")
+    names = [s["study_name"] for s in json.loads(body)["study_summaries"]]
+    assert "dash" in names

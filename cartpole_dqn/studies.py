@@ -83,13 +83,15 @@ def open_storage(settings: StoreSettings) -> BaseStorage:
     if parsed.get_backend_name() in ("postgresql", "mysql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        return optuna.storages.RDBStorage(
-            settings.url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=settings.heartbeat_interval,
-            grace_period=settings.grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
+        # Two processes creating Optuna's tables at once on a fresh database collide; take turns.
+        with ClaimLock(settings, "schema").holding():
+            return optuna.storages.RDBStorage(
+                settings.url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=settings.heartbeat_interval,
+                grace_period=settings.grace_period,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
     except Exception as exc:
         reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"cannot use storage {redact(settings.url)}: {reason}") from None
@@ -211,7 +213,8 @@ class ClaimLock:
         elif backend in ("postgresql", "mysql"):
             import sqlalchemy as sa
 
-            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            connect_args = {"connect_timeout": 10}
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=connect_args)
             connection = engine.connect()
             key = zlib.crc32(f"cartpole_dqn:{self.study_name}".encode())
             if backend == "postgresql":

@@ -67,7 +67,12 @@ def test_best_yaml_runs_unchanged_with_train(workdir: Path) -> None:
     result = run_module("cartpole_dqn.tune", "--trials", "2", *TINY, "--study-name", "b", cwd=workdir)
     assert result.returncode == 0, result.stderr
     train = run_module(
-        "cartpole_dqn.train", "--config", "experiments/tuning/b/best.yaml", "--no-progress", "--run-name", "best",
+        "cartpole_dqn.train",
+        "--config",
+        "experiments/tuning/b/best.yaml",
+        "--no-progress",
+        "--run-name",
+        "best",
         cwd=workdir,
     )
     assert train.returncode == 0, train.stderr
@@ -76,7 +81,15 @@ def test_best_yaml_runs_unchanged_with_train(workdir: Path) -> None:
 
 def test_two_workers_on_the_embedded_store_finish_exactly_n(workdir: Path) -> None:
     result = run_module(
-        "cartpole_dqn.tune", "--trials", "5", "--timesteps", "1500", "--workers", "2", "--study-name", "two",
+        "cartpole_dqn.tune",
+        "--trials",
+        "5",
+        "--timesteps",
+        "1500",
+        "--workers",
+        "2",
+        "--study-name",
+        "two",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
@@ -87,10 +100,25 @@ def test_two_workers_on_the_embedded_store_finish_exactly_n(workdir: Path) -> No
 
 
 def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None:
-    args = [sys.executable, "-m", "cartpole_dqn.tune", "--trials", "3", "--timesteps", "20000", "--workers", "1",
-            "--study-name", "killed", "--pruner", "none"]
+    args = [
+        sys.executable,
+        "-m",
+        "cartpole_dqn.tune",
+        "--trials",
+        "3",
+        "--timesteps",
+        "20000",
+        "--workers",
+        "1",
+        "--study-name",
+        "killed",
+        "--pruner",
+        "none",
+    ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     try:
         deadline = time.monotonic() + 240
         running: list[optuna.trial.FrozenTrial] = []
@@ -111,8 +139,18 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
     assert load(workdir, "killed").trials[orphan].state == TrialState.RUNNING
 
     rerun = run_module(
-        "cartpole_dqn.tune", "--trials", "3", "--timesteps", "20000", "--workers", "1", "--study-name", "killed",
-        "--pruner", "none", cwd=workdir,
+        "cartpole_dqn.tune",
+        "--trials",
+        "3",
+        "--timesteps",
+        "20000",
+        "--workers",
+        "1",
+        "--study-name",
+        "killed",
+        "--pruner",
+        "none",
+        cwd=workdir,
     )
     assert rerun.returncode == 0, rerun.stderr
     study = load(workdir, "killed")
@@ -133,8 +171,12 @@ def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
     study = open_study(open_storage(store), "prune", optuna.samplers.RandomSampler(seed=0), pruner)
 
     def settings(learning_rate: float) -> SweepSettings:
-        base = RunConfig(total_timesteps=8000, learning_rate=learning_rate, eval_episodes=20, screen_episodes=5)
-        return SweepSettings(base, "prune", 4, "core", "random", "median", 0, store, tmp_path, tmp_path / "tb")
+        base = RunConfig(
+            total_timesteps=8000, learning_rate=learning_rate, eval_episodes=20, screen_episodes=5
+        )
+        return SweepSettings(
+            base, "prune", 4, "core", "random", "median", 0, store, tmp_path, tmp_path / "tb"
+        )
 
     study.optimize(lambda t: run_trial(t, settings(2.3e-3)), n_trials=2)
     study.optimize(lambda t: run_trial(t, settings(1e-7)), n_trials=2)
@@ -148,7 +190,10 @@ def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
     [
         (["--trials", "0"], ["--trials must be >= 1"]),
         (["--storage", "notaurl"], ["malformed --storage URL 'notaurl'"]),
-        (["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/nodb"], ["cannot use storage", "127.0.0.1:1"]),
+        (
+            ["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/nodb"],
+            ["cannot use storage", "127.0.0.1:1"],
+        ),
         (["--sampler", "grid"], ["--sampler", "invalid choice: 'grid'"]),
         (["--pruner", "hyperband"], ["--pruner", "invalid choice: 'hyperband'"]),
         (["--report", "--study-name", "nope"], ["no study named 'nope'"]),

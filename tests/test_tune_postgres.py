@@ -1,0 +1,130 @@
+"""Distributed sweeps on a real PostgreSQL server (started by .ci/run; see .ci/postgres.sh)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.conftest import run_module
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url = os.environ.get("CARTPOLE_DQN_TEST_PG_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run these against PostgreSQL: .ci/run sources .ci/postgres.sh")
+        pytest.skip("no PostgreSQL: run `source .ci/postgres.sh` first")
+    return url
+
+
+def tune_argv(url: str, study: str, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "cartpole_dqn.tune",
+        "--storage",
+        url,
+        "--study-name",
+        study,
+        "--workers",
+        "1",
+        *extra,
+    ]
+
+
+def load(url: str, study: str) -> optuna.Study:
+    return optuna.load_study(study_name=study, storage=url)
+
+
+def finished(study: optuna.Study) -> int:
+    return len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def test_two_tune_commands_join_one_study(pg_url: str, tmp_path: Path) -> None:
+    study = f"join-{uuid.uuid4().hex[:8]}"
+    argv = tune_argv(pg_url, study, "--trials", "4", "--timesteps", "1500")
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    folders = [tmp_path / "machine-a", tmp_path / "machine-b"]  # as if on two machines
+    processes = []
+    for folder in folders:
+        folder.mkdir()
+        processes.append(
+            subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        )
+    for process in processes:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err.decode()[-2000:]
+    loaded = load(pg_url, study)
+    assert finished(loaded) == 4 and len(loaded.trials) == 4
+    assert len({t.user_attrs["worker_pid"] for t in loaded.trials}) == 2, "both commands ran trials"
+
+
+def test_sigkilled_worker_is_recovered_by_heartbeat(pg_url: str, tmp_path: Path) -> None:
+    study = f"kill-{uuid.uuid4().hex[:8]}"
+    extra = [
+        "--trials",
+        "3",
+        "--timesteps",
+        "20000",
+        "--pruner",
+        "none",
+        "--heartbeat-interval",
+        "1",
+        "--grace-period",
+        "3",
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        tune_argv(pg_url, study, *extra),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        running: list[optuna.trial.FrozenTrial] = []
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not running:
+            time.sleep(1)
+            try:
+                running = load(pg_url, study).get_trials(states=(TrialState.RUNNING,))
+            except KeyError:
+                continue
+        assert running, "no trial started"
+        time.sleep(1.5)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    orphan = running[0].number
+    assert load(pg_url, study).trials[orphan].state == TrialState.RUNNING
+
+    rerun = run_module("cartpole_dqn.tune", *tune_argv(pg_url, study, *extra)[3:], cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    loaded = load(pg_url, study)
+    assert finished(loaded) == 3
+    assert not loaded.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    assert loaded.trials[orphan].state == TrialState.FAIL
+    retried = [t for t in loaded.trials if t.system_attrs.get("failed_trial") == orphan]
+    assert len(retried) == 1 and retried[0].params == loaded.trials[orphan].params
+
+
+def test_study_of_another_direction_on_postgres_is_refused(pg_url: str, tmp_path: Path) -> None:
+    study = f"dir-{uuid.uuid4().hex[:8]}"
+    optuna.create_study(study_name=study, storage=pg_url, direction="minimize")
+    result = run_module("cartpole_dqn.tune", *tune_argv(pg_url, study, "--trials", "1")[3:], cwd=tmp_path)
+    assert result.returncode == 2 and "already exists with direction minimize" in result.stderr
+    assert load(pg_url, study).trials == []

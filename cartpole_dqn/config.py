@@ -23,6 +23,7 @@ from cartpole_dqn.errors import ConfigError
 
 ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
 POLICIES = ("MlpPolicy", "DuelingMlpPolicy")
+IMPLEMENTATIONS = ("cartpole_dqn", "sb3")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -59,6 +60,11 @@ class RunConfig:
     n_envs: int = _spec(1, "parallel training envs (DummyVecEnv)", ge=1)
     device: str = _spec("auto", "torch device: auto, cpu, cuda or cuda:N")
     torch_threads: int = _spec(1, "torch CPU threads; 1 is fastest for small MLPs", ge=1)
+    implementation: str = _spec(
+        "cartpole_dqn",
+        "cartpole_dqn: our DQNAgent (plug-ins, fused Adam); sb3: stock stable_baselines3.DQN (baselines)",
+        choices=IMPLEMENTATIONS,
+    )
     # --- network ---
     policy: str = _spec("DuelingMlpPolicy", "Q-network policy", choices=POLICIES)
     # _spec returns a dataclasses.field with a default_factory for lists; ruff cannot see that.
@@ -129,6 +135,21 @@ class RunConfig:
             )
         if self.policy != "DuelingMlpPolicy" and self.dueling_stream_arch:
             raise ConfigError(f"{source}: dueling_stream_arch is only allowed with policy DuelingMlpPolicy")
+        if self.implementation == "sb3":
+            plugins = [
+                name
+                for name, on in (
+                    ("policy DuelingMlpPolicy", self.policy != "MlpPolicy"),
+                    ("double_q", self.double_q),
+                    ("prioritized_replay", self.prioritized_replay),
+                )
+                if on
+            ]
+            if plugins:
+                raise ConfigError(
+                    f"{source}: implementation sb3 (stock SB3 DQN) has no {', '.join(plugins)}; "
+                    "use implementation cartpole_dqn"
+                )
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise ConfigError(f"{source}: threshold must be a finite number, got {self.threshold}")
 

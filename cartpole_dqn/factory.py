@@ -6,6 +6,7 @@ import inspect
 from typing import Any
 
 import torch as th
+from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import VecEnv
 
 from cartpole_dqn.agent import DQNAgent
@@ -20,7 +21,12 @@ def _adam_kwargs() -> dict[str, Any]:
 
 
 def agent_kwargs(config: RunConfig) -> dict[str, Any]:
-    """The SB3 ``DQN`` constructor arguments for ``config`` (plug-in ones included)."""
+    """The SB3 ``DQN`` constructor arguments for ``config`` (plug-in ones included).
+
+    ``implementation: sb3`` gets stock SB3's arguments only (its default Adam), so a baseline
+    config runs exactly what SB3 users run.
+    """
+    stock = config.implementation == "sb3"
     kwargs: dict[str, Any] = dict(
         learning_rate=config.learning_rate,
         buffer_size=config.buffer_size,
@@ -36,7 +42,9 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
         exploration_final_eps=config.exploration_final_eps,
         n_steps=config.n_steps,
         max_grad_norm=config.max_grad_norm,
-        policy_kwargs={**config.policy_kwargs(), "optimizer_kwargs": _adam_kwargs()},
+        policy_kwargs=config.policy_kwargs()
+        if stock
+        else {**config.policy_kwargs(), "optimizer_kwargs": _adam_kwargs()},
         seed=config.seed,
         device=config.device,
     )
@@ -48,6 +56,8 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> DQNAgent:
-    """A fresh :class:`DQNAgent` for ``config`` on ``env``."""
+def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> DQN:
+    """A fresh agent for ``config`` on ``env``: our :class:`DQNAgent`, or stock SB3 ``DQN`` for baselines."""
+    if config.implementation == "sb3":
+        return DQN(config.policy, env, verbose=verbose, **agent_kwargs(config))
     return DQNAgent(config.policy, env, double_q=config.double_q, verbose=verbose, **agent_kwargs(config))

@@ -110,3 +110,14 @@ def test_loading_an_nstep_model_does_not_warn(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         loaded = DQNAgent.load(tmp_path / "m.zip", device="cpu")
     assert loaded.n_steps == 3
+
+
+def test_the_baseline_implementation_is_stock_sb3() -> None:
+    from cartpole_dqn.config import RunConfig
+    from cartpole_dqn.factory import build_agent
+
+    env = make_vec_env("CartPole-v1", seed=0)
+    stock = build_agent(RunConfig(implementation="sb3", policy="MlpPolicy", net_arch=[8]), env)
+    ours = build_agent(RunConfig(net_arch=[8]), env)
+    assert type(stock) is DQN and type(ours) is DQNAgent
+    assert "fused" not in stock.policy.optimizer.defaults or not stock.policy.optimizer.defaults["fused"]

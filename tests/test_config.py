@@ -29,6 +29,7 @@ def test_zoo_baseline_is_the_zoo_block() -> None:
     assert (zoo.gamma, zoo.target_update_interval, zoo.train_freq, zoo.gradient_steps) == (0.99, 10, 256, 128)
     assert (zoo.exploration_fraction, zoo.exploration_final_eps, zoo.net_arch) == (0.16, 0.04, [256, 256])
     assert (zoo.n_steps, zoo.double_q, zoo.prioritized_replay, zoo.policy) == (1, False, False, "MlpPolicy")
+    assert zoo.implementation == "sb3"  # stock stable_baselines3.DQN, not our subclass
 
 
 def test_every_shipped_config_is_valid() -> None:
@@ -74,6 +75,7 @@ def test_overrides_win_over_the_file(tmp_path: Path) -> None:
         ({"screen_episodes": 200}, "screen_episodes (200) must not exceed eval_episodes (100)"),
         ({"dueling_stream_arch": [8]}, "dueling_stream_arch is only allowed with policy DuelingMlpPolicy"),
         ({"gama": 0.9}, "unknown key 'gama' (did you mean 'gamma'?)"),
+        ({"implementation": "sb3", "double_q": True}, "implementation sb3 (stock SB3 DQN) has no double_q"),
     ],
 )
 def test_bad_values_raise_config_error_naming_them(values: dict[str, Any], needle: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ ZOO = Path(__file__).resolve().parents[1] / "configs" / "sb3_zoo_baseline.yaml"
 
 ALL4 = {"n_steps": 3, "double_q": True, "policy": "DuelingMlpPolicy", "prioritized_replay": True}
 SCHEDULE = {"train_freq": 64, "gradient_steps": 32}  # the update schedule of the default config
+OURS = {"implementation": "cartpole_dqn"}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "zoo": {},
+    "zoo": {},  # stock SB3 DQN
+    "zoo (our DQNAgent, plug-ins off)": OURS,
     "zoo +nstep3": {"n_steps": 3},
     "zoo +double": {"double_q": True},
     "zoo +dueling": {"policy": "DuelingMlpPolicy"},
@@ -33,6 +36,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default +per": {"n_steps": 3, **SCHEDULE, "policy": "DuelingMlpPolicy", "prioritized_replay": True},
     "default +double +per (all4)": {**ALL4, **SCHEDULE},
 }
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9+]+", "_", name).strip("_")
 
 
 def main() -> None:
@@ -50,8 +57,9 @@ def main() -> None:
     specs = []
     for name in args.variants:
         for seed in range(args.seed_start, args.seed_start + args.seeds):
-            config = RunConfig.from_mapping({**base.to_dict(), **variants[name], "seed": seed})
-            label = name.split(" (")[0].replace(" +", "+").replace(" ", "_")
+            overrides = {**OURS, **variants[name]} if name != "zoo" else {}
+            config = RunConfig.from_mapping({**base.to_dict(), **overrides, "seed": seed})
+            label = slug(name)
             specs.append(RunSpec(label, config, args.out / stamp / "runs", args.out / stamp / "tb"))
     runs = run_many(specs, jobs=args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -59,8 +67,7 @@ def main() -> None:
     print("| variant | solved | stays solved | median steps (IQR) | median wall s (IQR) | steps/s |")
     print("|---|---|---|---|---|---|")
     for name in args.variants:
-        label = name.split(" (")[0].replace(" +", "+").replace(" ", "_")
-        s = summarize([r for r in runs if r["label"] == label], budget=base.total_timesteps)
+        s = summarize([r for r in runs if r["label"] == slug(name)], budget=base.total_timesteps)
         steps = (
             "-"
             if s["steps_median"] is None

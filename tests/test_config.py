@@ -73,9 +73,10 @@ def test_overrides_win_over_the_file(tmp_path: Path) -> None:
         ({"activation": "swish"}, "activation must be one of"),
         ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
         ({"screen_episodes": 200}, "screen_episodes (200) must not exceed eval_episodes (100)"),
-        ({"dueling_stream_arch": [8]}, "dueling_stream_arch is only allowed with policy DuelingMlpPolicy"),
+        ({"policy": "MlpPolicy", "dueling_stream_arch": [8]}, "dueling_stream_arch is only allowed with policy DuelingMlpPolicy"),
         ({"gama": 0.9}, "unknown key 'gama' (did you mean 'gamma'?)"),
-        ({"implementation": "sb3", "double_q": True}, "implementation sb3 (stock SB3 DQN) has no double_q"),
+        ({"implementation": "sb3", "policy": "MlpPolicy", "double_q": True}, "stock SB3 DQN) has no double_q"),
+        ({"implementation": "sb3"}, "implementation sb3 (stock SB3 DQN) has no policy DuelingMlpPolicy"),
     ],
 )
 def test_bad_values_raise_config_error_naming_them(values: dict[str, Any], needle: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import NStepReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
@@ -148,6 +148,8 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         column is presented to it as a one-env buffer (numpy views, nothing copied).
         """
         if self.n_envs == 1:
+            if self.n_steps == 1:  # SB3's plain one-step sampler: same transitions, less work
+                return ReplayBuffer._get_samples(self, rows, env)
             return super()._get_samples(rows, env)
         order = np.argsort(env_indices, kind="stable")
         parts: list[ReplayBufferSamples] = []

@@ -45,8 +45,16 @@ class SumTree:
             raise ValueError("sum tree values must be finite and non-negative")
         nodes = indices + self._leaf_base
         self._nodes[nodes] = values
+        if nodes.size <= 4:  # e.g. add() of one step: plain Python beats ~17 levels of numpy calls
+            tree = self._nodes
+            for node in nodes.tolist():
+                while node > 1:
+                    node >>= 1
+                    tree[node] = tree[2 * node] + tree[2 * node + 1]
+            return
         for _ in range(self._depth):
-            nodes = np.unique(nodes >> 1)
+            # Repeated parents are written several times with the same sum: no need to deduplicate.
+            nodes >>= 1
             self._nodes[nodes] = self._nodes[2 * nodes] + self._nodes[2 * nodes + 1]
 
     def find_prefixsum(self, targets: np.ndarray) -> np.ndarray:
@@ -54,11 +62,11 @@ class SumTree:
         targets = np.asarray(targets, dtype=np.float64).copy()
         nodes = np.ones(targets.shape, dtype=np.int64)
         for _ in range(self._depth):
-            left = 2 * nodes
-            left_sum = self._nodes[left]
+            nodes <<= 1  # the left child
+            left_sum = self._nodes[nodes]
             go_right = targets >= left_sum
-            targets = np.where(go_right, targets - left_sum, targets)
-            nodes = left + go_right
+            targets -= left_sum * go_right
+            nodes += go_right
         leaves = nodes - self._leaf_base
         # Rounding can land a target just past the last non-zero leaf; pull it back onto one.
         empty = self._nodes[nodes] <= 0

@@ -73,9 +73,15 @@ def test_overrides_win_over_the_file(tmp_path: Path) -> None:
         ({"activation": "swish"}, "activation must be one of"),
         ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
         ({"screen_episodes": 200}, "screen_episodes (200) must not exceed eval_episodes (100)"),
-        ({"policy": "MlpPolicy", "dueling_stream_arch": [8]}, "dueling_stream_arch is only allowed with policy DuelingMlpPolicy"),
+        (
+            {"policy": "MlpPolicy", "dueling_stream_arch": [8]},
+            "dueling_stream_arch is only allowed with policy DuelingMlpPolicy",
+        ),
         ({"gama": 0.9}, "unknown key 'gama' (did you mean 'gamma'?)"),
-        ({"implementation": "sb3", "policy": "MlpPolicy", "double_q": True}, "stock SB3 DQN) has no double_q"),
+        (
+            {"implementation": "sb3", "policy": "MlpPolicy", "double_q": True},
+            "stock SB3 DQN) has no double_q",
+        ),
         ({"implementation": "sb3"}, "implementation sb3 (stock SB3 DQN) has no policy DuelingMlpPolicy"),
     ],
 )
@@ -139,3 +145,19 @@ def test_validation_accepts_or_raises_config_error_only(values: dict[str, Any]) 
     else:
         # What it accepted round-trips through YAML unchanged and is accepted again.
         assert RunConfig.from_mapping(yaml.safe_load(config.to_yaml())) == config
+
+
+def test_atomic_writes_replace_whole_files_with_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from cartpole_dqn.artifacts import write_atomic
+
+    target = tmp_path / "out.json"
+    write_atomic(target, "one\n")
+    write_atomic(target, "two\n")
+    assert target.read_text() == "two\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp files left behind

@@ -128,3 +128,24 @@ def test_study_of_another_direction_on_postgres_is_refused(pg_url: str, tmp_path
     result = run_module("cartpole_dqn.tune", *tune_argv(pg_url, study, "--trials", "1")[3:], cwd=tmp_path)
     assert result.returncode == 2 and "already exists with direction minimize" in result.stderr
     assert load(pg_url, study).trials == []
+
+
+def test_readme_multi_machine_template_runs(pg_url: str, tmp_path: Path) -> None:
+    import re
+    import shlex
+
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    (line,) = [
+        x for x in readme.splitlines() if x.startswith("python -m cartpole_dqn.tune") and "DBHOST" in x
+    ]
+    template = shlex.split(line)
+    study = f"readme-{uuid.uuid4().hex[:8]}"
+    argv = [pg_url if "DBHOST" in a else a for a in template[3:]]
+    argv[argv.index("--study-name") + 1] = study
+    argv[argv.index("--trials") + 1] = "2"  # the template's 200 trials, cut down for the test
+    assert re.fullmatch(r"postgresql\+psycopg2://USER:PASSWORD@DBHOST:5432/optuna", template[-1])
+    result = run_module("cartpole_dqn.tune", *argv, "--timesteps", "1500", "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert finished(load(pg_url, study)) == 2

@@ -95,7 +95,24 @@ class SolveCallback(BaseCallback):
         )
         self._next_eval = eval_freq
 
+    @property
+    def next_eval(self) -> int:
+        return self._next_eval
+
+    def elapsed(self) -> float:
+        """Seconds of training so far (the wall-to-solve clock)."""
+        return 0.0 if self.start_time is None else time.perf_counter() - self.start_time
+
+    def restore(self, state: SolveState, next_eval: int, elapsed_s: float) -> None:
+        """Continue a checkpointed run: its evaluations, its schedule and its wall clock."""
+        self.state = state
+        self._next_eval = next_eval
+        self.start_time = time.perf_counter() - elapsed_s
+        self._restored = True
+
     def _on_training_start(self) -> None:
+        if getattr(self, "_restored", False):
+            return
         if self.start_time is None:
             self.start_time = time.perf_counter()
         self._next_eval = self.num_timesteps + self.eval_freq

@@ -102,6 +102,7 @@ class RunConfig:
     )
     threshold: float | None = _spec(None, "solve threshold (default: the env spec's reward_threshold)")
     early_stop: bool = _spec(True, "stop training at the first solved evaluation")
+    checkpoint_every: int = _spec(5000, "env steps between resumable checkpoints (0 = none)", ge=0)
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -165,19 +166,11 @@ class RunConfig:
 
     def policy_kwargs(self) -> dict[str, Any]:
         """The SB3 ``policy_kwargs`` for this config's network."""
-        import torch.nn as nn
+        from cartpole_dqn.networks import ACTIVATION_CLASSES
 
-        activations: dict[str, type[nn.Module]] = {
-            "relu": nn.ReLU,
-            "tanh": nn.Tanh,
-            "elu": nn.ELU,
-            "leaky_relu": nn.LeakyReLU,
-            "gelu": nn.GELU,
-            "silu": nn.SiLU,
-        }
         kwargs: dict[str, Any] = {
             "net_arch": list(self.net_arch),
-            "activation_fn": activations[self.activation],
+            "activation_fn": ACTIVATION_CLASSES[self.activation],
         }
         if self.policy == "DuelingMlpPolicy":
             kwargs["stream_arch"] = list(self.dueling_stream_arch)

@@ -25,7 +25,11 @@ PROG = "python -m cartpole_dqn.evaluate"
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog=PROG, description="Score a saved model over greedy episodes.")
-    parser.add_argument("model", type=Path, help="model.zip, or a run folder containing model.zip")
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="model.zip, a run folder containing model.zip, or an export folder (policy.json)",
+    )
     parser.add_argument("--episodes", type=int, default=100, help="greedy episodes (default 100)")
     parser.add_argument("--seed", type=int, default=12345, help="reset seed of the evaluation envs")
     parser.add_argument("--env", default=None, help="env id (default: from config.yaml beside the model)")
@@ -88,8 +92,20 @@ def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> int
     return len(images)
 
 
+def _exported_config(folder: Path) -> RunConfig | None:
+    """The env id and threshold recorded in an export's policy.json, as a config."""
+    from cartpole_dqn.export import load_policy
+
+    description = load_policy(folder).description
+    if "env_id" not in description:
+        return None
+    return RunConfig.from_mapping(
+        {"env_id": description["env_id"], "threshold": description.get("threshold")}, source=str(folder)
+    )
+
+
 def _fits(model: Any, env_id: str) -> bool:
-    """Whether a model's observation and action spaces match the env's."""
+    """Whether a policy's observation and action spaces match the env's."""
     import gymnasium as gym
 
     env = gym.make(env_id)
@@ -113,8 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--gif {args.gif} already exists; refusing to overwrite it")
         if not args.gif.parent.is_dir():
             raise UsageError(f"--gif folder does not exist: {args.gif.parent}")
-    model_path = resolve_model_path(args.model)
-    saved = model_config(model_path)
+    exported = args.model.is_dir() and (args.model / "policy.json").is_file()
+    model_path = args.model if exported else resolve_model_path(args.model)
+    saved = _exported_config(model_path) if exported else model_config(model_path)
     overrides: dict[str, Any] = {}
     if args.env is not None:
         overrides["env_id"] = args.env
@@ -130,13 +147,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cartpole_dqn.report import verdict_lines
 
     info = check_env(config)
-    model = load_model(model_path)
-    if not _fits(model, config.env_id):
+    if exported:
+        from cartpole_dqn.export import load_policy
+
+        policy = load_policy(model_path).policy
+    else:
+        policy = load_model(model_path).policy
+    if not _fits(policy, config.env_id):
         raise UsageError(
             f"model {model_path} does not fit env '{config.env_id}': it expects observations of shape "
-            f"{model.observation_space.shape} and {model.action_space.n} actions"
+            f"{policy.observation_space.shape} and {policy.action_space.n} actions"
         )
-    result = evaluate_policy(model.policy, config.env_id, args.episodes, args.seed, info.max_episode_steps)
+    result = evaluate_policy(policy, config.env_id, args.episodes, args.seed, info.max_episode_steps)
     print(f"{config.env_id} · {model_path} · seed {args.seed}")
     print(
         "\n".join(
@@ -153,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     if args.gif is not None:
-        frames = record_gif(model.policy, config.env_id, args.gif, args.seed, args.gif_fps)
+        frames = record_gif(policy, config.env_id, args.gif, args.seed, args.gif_fps)
         print(f"  {'gif':<18}{args.gif} ({frames} frames)")
     return 0
 

@@ -5,6 +5,23 @@ from __future__ import annotations
 import torch as th
 from torch import nn
 
+ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def activation_name(cls: type[nn.Module]) -> str:
+    """The config name of an activation class (the inverse of ``ACTIVATION_CLASSES``)."""
+    for name, known in ACTIVATION_CLASSES.items():
+        if cls is known:
+            return name
+    raise KeyError(cls.__name__)
+
 
 def mlp(in_dim: int, hidden: list[int], activation: type[nn.Module]) -> tuple[nn.Sequential, int]:
     """A stack of Linear + activation layers; returns it and its output width."""

@@ -5,19 +5,23 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import torch as th
+from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.logger import configure
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from cartpole_dqn.agent import DQNAgent
 from cartpole_dqn.artifacts import RunPaths, write_atomic, write_json
 from cartpole_dqn.callbacks import SolveCallback, SolveState
+from cartpole_dqn.checkpoints import CheckpointCallback, checkpoint_dir, read_state
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.evaluation import evaluate_policy
@@ -32,15 +36,24 @@ def run_training(
     verbose: int = 0,
     extra_callbacks: list[BaseCallback] | None = None,
     on_evaluation: Callable[[SolveState], bool] | None = None,
+    resume_from: Path | None = None,
 ) -> dict[str, Any]:
-    """Train one run, save its best checkpoint and config, re-evaluate the checkpoint, write results.json."""
+    """Train one run, save its best checkpoint and config, re-evaluate the checkpoint, write results.json.
+
+    With ``resume_from`` (a checkpoint folder), continue that run where the checkpoint left it.
+    """
     th.set_num_threads(config.torch_threads)
     start = time.perf_counter()
-    write_atomic(paths.config, config.to_yaml())
-
     env = make_train_env(config)
-    agent = build_agent(config, env)
-    agent.set_logger(configure(str(paths.tensorboard_dir), ["tensorboard"]))
+    if resume_from is None:
+        write_atomic(paths.config, config.to_yaml())
+        agent = build_agent(config, env)
+        agent.set_logger(tensorboard_logger(paths.tensorboard_dir))
+    else:
+        saved = read_state(resume_from)
+        agent = agent_class(config).load(resume_from / "model.zip", env=env, device=config.device)
+        agent.load_replay_buffer(resume_from / "replay_buffer.pkl")
+        agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=saved["num_timesteps"]))
     solve = SolveCallback(
         env_id=config.env_id,
         threshold=env_info.threshold,
@@ -55,8 +68,21 @@ def run_training(
         verbose=verbose,
     )
     callbacks: list[BaseCallback] = [solve, *(extra_callbacks or [])]
+    if config.checkpoint_every > 0:
+        callbacks.append(
+            CheckpointCallback(paths.run_dir, config.checkpoint_every, solve, paths.tensorboard_dir)
+        )
+    remaining = config.total_timesteps
+    if resume_from is not None:
+        solve.restore(saved["solve"], saved["next_eval"], saved["elapsed_s"])
+        remaining = max(config.total_timesteps - saved["num_timesteps"], 0)
     try:
-        agent.learn(config.total_timesteps, callback=CallbackList(callbacks), progress_bar=progress_bar)
+        agent.learn(
+            remaining,
+            callback=CallbackList(callbacks),
+            progress_bar=progress_bar,
+            reset_num_timesteps=resume_from is None,
+        )
         history = solve.state.history
         ran_to_budget = agent.num_timesteps >= config.total_timesteps
         last_evaluated = history[-1].step if history else None
@@ -65,9 +91,8 @@ def run_training(
     finally:
         agent.logger.close()
         env.close()
-    train_wall = time.perf_counter() - start
-    assert solve.start_time is not None
-    setup_s = solve.start_time - start
+    train_wall = solve.elapsed()
+    setup_s = 0.0 if resume_from is not None else solve.start_time - start  # type: ignore[operator]
 
     best = DQNAgent.load(paths.model, device="cpu")
     final_seed = config.seed + FINAL_EVAL_SEED_OFFSET
@@ -75,7 +100,7 @@ def run_training(
         best.policy, config.env_id, config.eval_episodes, final_seed, env_info.max_episode_steps
     )
     state = solve.state
-    training_only = max(train_wall - setup_s - state.eval_time_s, 1e-9)
+    training_only = max(train_wall - state.eval_time_s, 1e-9)
     results: dict[str, Any] = {
         "env_id": config.env_id,
         "seed": config.seed,
@@ -86,7 +111,8 @@ def run_training(
         "wall_to_solve_s": state.wall_to_solve_s,
         "total_steps": int(agent.num_timesteps),
         "setup_s": setup_s,
-        "train_wall_s": train_wall - setup_s,
+        "train_wall_s": train_wall,
+        "resumed": resume_from is not None,
         "eval_time_s": state.eval_time_s,
         "steps_per_s": agent.num_timesteps / training_only,
         "best_step": state.best_step,
@@ -106,4 +132,21 @@ def run_training(
         "versions": {pkg: version(pkg) for pkg in ("stable-baselines3", "torch", "gymnasium", "numpy")},
     }
     write_json(paths.results, results)
+    shutil.rmtree(checkpoint_dir(paths.run_dir), ignore_errors=True)  # finished: results.json replaces it
     return results
+
+
+def agent_class(config: RunConfig) -> type[DQN]:
+    return DQN if config.implementation == "sb3" else DQNAgent
+
+
+def tensorboard_logger(folder: Path, purge_step: int | None = None) -> Logger:
+    """SB3's TensorBoard logger; with ``purge_step``, events at or after that step from an interrupted
+    earlier session are hidden, so a resumed run's curves have no duplicated steps."""
+    output = TensorBoardOutputFormat(str(folder))
+    if purge_step is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        output.writer.close()
+        output.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
+    return Logger(folder=str(folder), output_formats=[output])

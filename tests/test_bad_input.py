@@ -1,4 +1,8 @@
-"""Every user mistake: one stderr line naming the problem, exit 2, no traceback, nothing written."""
+"""The bad-input suite: every CLI (train, evaluate, tune, benchmark, export) fed malformed input.
+
+Each case asserts exit status 2, one stderr line naming the problem, no traceback, and that no
+existing file changed. (More cases for tune and benchmark live in their own test modules.)
+"""
 
 from __future__ import annotations
 
@@ -93,3 +97,71 @@ def test_evaluate_rejects_bad_input(
     result = run_module("cartpole_dqn.evaluate", *args, cwd=tmp_path)
     assert_one_line_error(result, *needles)
     assert tree_digest(tmp_path) == before
+
+
+@pytest.fixture
+def finished_run(workdir: Path) -> Path:
+    """A small finished run folder, to check that bad commands leave it byte for byte intact."""
+    result = run_module(
+        TRAIN,
+        "--timesteps",
+        "600",
+        "--learning-starts",
+        "200",
+        "--eval-freq",
+        "300",
+        "--run-name",
+        "done",
+        "--no-progress",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    return workdir / "experiments" / "runs" / "done"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["cartpole_dqn.train", "--resume", "experiments/runs/done"], ["already finished"]),
+        (
+            ["cartpole_dqn.train", "--resume", "experiments/runs/done", "--config", "x.yaml"],
+            ["cannot be combined"],
+        ),
+        (
+            ["cartpole_dqn.train", "--run-name", "done", "--timesteps", "100"],
+            ["run name 'done' is already used"],
+        ),
+        (
+            ["cartpole_dqn.train", "--output-dir", "/proc/cartpole-dqn", "--timesteps", "100"],
+            ["--output-dir"],
+        ),
+        (
+            ["cartpole_dqn.export", "experiments/runs/done", "--out", "experiments/runs/done"],
+            ["already exists"],
+        ),
+        (["cartpole_dqn.export", "experiments/runs/nothing", "--out", "x"], ["model file not found"]),
+        (["cartpole_dqn.export", "experiments/runs/done"], ["the following arguments are required: --out"]),
+        (
+            ["cartpole_dqn.evaluate", "experiments/runs/done", "--env", "Acrobot-v1"],
+            ["does not fit env 'Acrobot-v1'"],
+        ),
+        (
+            ["cartpole_dqn.evaluate", "experiments/runs/done", "--episodes", "ten"],
+            ["invalid int value: 'ten'"],
+        ),
+        (
+            ["cartpole_dqn.evaluate", "experiments/runs/done", "--gif", "experiments/runs/done/model.zip"],
+            ["already exists"],
+        ),
+        (["cartpole_dqn.benchmark", "--configs", "experiments/runs/done/results.json"], ["results.json"]),
+        (["cartpole_dqn.tune", "--config", "experiments/runs/done/model.zip"], ["model.zip"]),
+    ],
+)
+def test_bad_commands_leave_an_existing_run_untouched(
+    workdir: Path, finished_run: Path, args: list[str], needles: list[str]
+) -> None:
+    before = tree_digest(finished_run)
+    result = run_module(*args, cwd=workdir)
+    assert_one_line_error(result, *needles)
+    assert tree_digest(finished_run) == before

@@ -1,0 +1,101 @@
+"""Periodic checkpoints of a training run, and reading them back to resume after a crash.
+
+A checkpoint is a folder ``<run>/checkpoint/`` with the model (SB3 zip), the replay buffer, and
+``state.json`` (step counter, the solve callback's state, elapsed wall time, TensorBoard folder).
+It is written into a temporary folder first and swapped in by renames, so a kill at any moment
+leaves either the previous checkpoint or the new one, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, cast
+
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from cartpole_dqn.callbacks import EvalRecord, SolveCallback, SolveState
+from cartpole_dqn.errors import UsageError
+
+CHECKPOINT = "checkpoint"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / CHECKPOINT
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run (the previous one if a swap was interrupted)."""
+    for candidate in (run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.old"):
+        if (candidate / "state.json").is_file():
+            return candidate
+    return None
+
+
+class CheckpointCallback(BaseCallback):
+    """Every ``every`` env steps, atomically replace ``<run>/checkpoint/``.
+
+    :param run_dir: the run folder
+    :param every: env steps between checkpoints
+    :param solve: the run's solve callback, whose state is saved with the model
+    :param tensorboard_dir: recorded so that a resume keeps writing to the same TensorBoard run
+    """
+
+    def __init__(self, run_dir: Path, every: int, solve: SolveCallback, tensorboard_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.every = every
+        self.solve = solve
+        self.tensorboard_dir = tensorboard_dir
+        self._next = every
+
+    def _on_training_start(self) -> None:
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            self.save()
+        return True
+
+    def save(self) -> None:
+        final = checkpoint_dir(self.run_dir)
+        tmp = self.run_dir / f".{CHECKPOINT}.tmp"
+        old = self.run_dir / f"{CHECKPOINT}.old"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        model = cast(OffPolicyAlgorithm, self.model)
+        model.save(tmp / "model.zip")
+        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        state = {
+            "num_timesteps": int(self.num_timesteps),
+            "elapsed_s": self.solve.elapsed(),
+            "next_eval": self.solve.next_eval,
+            "solve": asdict(self.solve.state),
+            "tensorboard_dir": str(self.tensorboard_dir),
+            "implementation": type(self.model).__name__,
+        }
+        (tmp / "state.json").write_text(json.dumps(state) + "\n")
+        for path in tmp.iterdir():  # make the files durable before they become the checkpoint
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+        if final.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = json.loads((checkpoint / "state.json").read_text())
+        state["solve"] = SolveState(
+            **{**state["solve"], "history": [EvalRecord(**r) for r in state["solve"]["history"]]}
+        )
+        return state
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"checkpoint {checkpoint} is unreadable: {exc}") from None

@@ -76,7 +76,7 @@ class CheckpointCallback(BaseCallback):
             "elapsed_s": self.solve.elapsed(),
             "next_eval": self.solve.next_eval,
             "solve": asdict(self.solve.state),
-            "tensorboard_dir": str(self.tensorboard_dir),
+            "tensorboard_dir": str(self.tensorboard_dir.resolve()),
             "implementation": type(self.model).__name__,
         }
         (tmp / "state.json").write_text(json.dumps(state) + "\n")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -33,6 +37,36 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600) -> CliR
         env=env,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+T = TypeVar("T")
+
+
+def sigkill_when(module: str, args: list[str], cwd: Path, ready: Callable[[], T | None], settle: float) -> T:
+    """Start ``python -m module args``; once ``ready()`` returns something, wait ``settle`` seconds
+    (so the process is mid-work), SIGKILL it, and return what ``ready()`` returned."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        found = None
+        while found is None and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            found = ready()
+        assert found is not None, f"{module} never reached the state to kill it in"
+        time.sleep(settle)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        return found
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def assert_one_line_error(result: CliResult, *needles: str, status: int = 2) -> None:

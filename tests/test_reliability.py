@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +10,7 @@ import numpy as np
 import pytest
 import torch as th
 
-from tests.conftest import assert_one_line_error, run_module, tree_digest
+from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
 from tests.test_train_integration import scalars
 
 pytestmark = pytest.mark.slow
@@ -115,10 +110,7 @@ def test_divergence_stops_with_one_line_and_exit_1_keeping_the_best_model(tmp_pa
 
 def test_sigkill_after_a_checkpoint_then_resume_continues_the_same_run(tmp_path: Path) -> None:
     total = 6000
-    argv = [
-        sys.executable,
-        "-m",
-        "cartpole_dqn.train",
+    args = [
         "--timesteps",
         str(total),
         "--checkpoint-every",
@@ -130,22 +122,9 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_same_run(tmp_path:
         "--seed",
         "3",
     ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(
-        argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     state_file = tmp_path / "experiments" / "runs" / "crash" / "checkpoint" / "state.json"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not state_file.exists():
-            time.sleep(0.2)
-        assert state_file.exists(), "no checkpoint was written"
-        time.sleep(1.0)  # keep training (and logging) past the checkpoint, then crash
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    # Kill one second after the first checkpoint: training (and logging) has gone on past it.
+    sigkill_when("cartpole_dqn.train", args, tmp_path, lambda: state_file.exists() or None, settle=1.0)
     run_dir = tmp_path / "experiments" / "runs" / "crash"
     assert not (run_dir / "results.json").exists()
     checkpoint_step = json.loads(state_file.read_text())["num_timesteps"]

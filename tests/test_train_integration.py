@@ -138,7 +138,8 @@ def test_acrobot_short_run_takes_the_threshold_from_its_spec(tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     results = json.loads((tmp_path / "experiments" / "runs" / "acro" / "results.json").read_text())
     assert results["env_id"] == "Acrobot-v1" and results["threshold"] == -100.0
-    assert results["total_steps"] == 2000 and results["max_return"] is None
+    # SB3 collects train_freq (64) steps at a time, so a run can end up to one chunk past its budget.
+    assert 2000 <= results["total_steps"] < 2000 + 64 and results["max_return"] is None
     assert -500 <= results["eval_mean"] <= 0
 
 

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -15,7 +10,7 @@ from optuna.trial import TrialState
 
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.studies import StoreSettings, open_storage
-from tests.conftest import assert_one_line_error, run_module, tree_digest
+from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
 
 pytestmark = pytest.mark.slow
 
@@ -101,9 +96,6 @@ def test_two_workers_on_the_embedded_store_finish_exactly_n(workdir: Path) -> No
 
 def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None:
     args = [
-        sys.executable,
-        "-m",
-        "cartpole_dqn.tune",
         "--trials",
         "3",
         "--timesteps",
@@ -115,43 +107,18 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
         "--pruner",
         "none",
     ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(
-        args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
-    )
-    try:
-        deadline = time.monotonic() + 240
-        running: list[optuna.trial.FrozenTrial] = []
-        while time.monotonic() < deadline and not running:
-            time.sleep(1)
-            try:
-                running = load(workdir, "killed").get_trials(states=(TrialState.RUNNING,))
-            except (KeyError, OSError):
-                continue
-        assert running, "no trial started"
-        time.sleep(1.5)  # mid-trial
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+
+    def a_running_trial() -> list[optuna.trial.FrozenTrial] | None:
+        try:
+            return load(workdir, "killed").get_trials(states=(TrialState.RUNNING,)) or None
+        except (KeyError, OSError):
+            return None
+
+    running = sigkill_when("cartpole_dqn.tune", args, workdir, a_running_trial, settle=1.5)
     orphan = running[0].number
     assert load(workdir, "killed").trials[orphan].state == TrialState.RUNNING
 
-    rerun = run_module(
-        "cartpole_dqn.tune",
-        "--trials",
-        "3",
-        "--timesteps",
-        "20000",
-        "--workers",
-        "1",
-        "--study-name",
-        "killed",
-        "--pruner",
-        "none",
-        cwd=workdir,
-    )
+    rerun = run_module("cartpole_dqn.tune", *args, cwd=workdir)
     assert rerun.returncode == 0, rerun.stderr
     study = load(workdir, "killed")
     assert finished(study) == 3

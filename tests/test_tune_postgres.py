@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import run_module
+from tests.conftest import run_module, sigkill_when
 
 pytestmark = pytest.mark.slow
 
@@ -85,30 +83,16 @@ def test_sigkilled_worker_is_recovered_by_heartbeat(pg_url: str, tmp_path: Path)
         "--grace-period",
         "3",
     ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    process = subprocess.Popen(
-        tune_argv(pg_url, study, *extra),
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+
+    def a_running_trial() -> list[optuna.trial.FrozenTrial] | None:
+        try:
+            return load(pg_url, study).get_trials(states=(TrialState.RUNNING,)) or None
+        except KeyError:
+            return None
+
+    running = sigkill_when(
+        "cartpole_dqn.tune", tune_argv(pg_url, study, *extra)[3:], tmp_path, a_running_trial, 1.5
     )
-    try:
-        running: list[optuna.trial.FrozenTrial] = []
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and not running:
-            time.sleep(1)
-            try:
-                running = load(pg_url, study).get_trials(states=(TrialState.RUNNING,))
-            except KeyError:
-                continue
-        assert running, "no trial started"
-        time.sleep(1.5)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
     orphan = running[0].number
     assert load(pg_url, study).trials[orphan].state == TrialState.RUNNING
 

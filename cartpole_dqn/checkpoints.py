@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
+import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
@@ -78,6 +81,7 @@ class CheckpointCallback(BaseCallback):
             "solve": asdict(self.solve.state),
             "tensorboard_dir": str(self.tensorboard_dir.resolve()),
             "implementation": type(self.model).__name__,
+            "rng": rng_state(self.model),
         }
         (tmp / "state.json").write_text(json.dumps(state) + "\n")
         for path in tmp.iterdir():  # make the files durable before they become the checkpoint
@@ -88,6 +92,31 @@ class CheckpointCallback(BaseCallback):
             final.rename(old)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def rng_state(model: Any) -> dict[str, Any]:
+    """The random streams a run draws from (numpy, torch, Python, the action space), JSON-ready.
+
+    SB3 reseeds all of them from the seed when a model is loaded; restoring these afterwards makes
+    a resumed run continue its streams instead of replaying them from the start.
+    """
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    version, internal, gauss = random.getstate()
+    return {
+        "numpy": [kind, np.asarray(keys).tolist(), pos, has_gauss, cached],
+        "torch": th.get_rng_state().tolist(),
+        "python": [version, list(internal), gauss],
+        "action_space": model.action_space.np_random.bit_generator.state,
+    }
+
+
+def restore_rng_state(model: Any, state: dict[str, Any]) -> None:
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    th.set_rng_state(th.tensor(state["torch"], dtype=th.uint8))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:

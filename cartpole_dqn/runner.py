@@ -21,7 +21,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from cartpole_dqn.agent import DQNAgent
 from cartpole_dqn.artifacts import RunPaths, write_atomic, write_json
 from cartpole_dqn.callbacks import SolveCallback, SolveState
-from cartpole_dqn.checkpoints import CheckpointCallback, checkpoint_dir, read_state
+from cartpole_dqn.checkpoints import CheckpointCallback, checkpoint_dir, read_state, restore_rng_state
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.evaluation import evaluate_policy
@@ -53,6 +53,7 @@ def run_training(
         saved = read_state(resume_from)
         agent = agent_class(config).load(resume_from / "model.zip", env=env, device=config.device)
         agent.load_replay_buffer(resume_from / "replay_buffer.pkl")
+        restore_rng_state(agent, saved["rng"])  # load() reseeded everything from the seed
         agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=saved["num_timesteps"]))
     solve = SolveCallback(
         env_id=config.env_id,

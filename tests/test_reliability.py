@@ -198,3 +198,27 @@ def test_export_round_trip_gives_the_same_actions_without_pickle(tmp_path: Path)
     again = run_module("cartpole_dqn.export", str(run_dir), "--out", "shared", cwd=tmp_path)
     assert_one_line_error(again, "already exists")
     assert tree_digest(tmp_path / "shared") == before
+
+
+def test_checkpoint_rng_state_round_trips_through_json() -> None:
+    import random
+
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from cartpole_dqn import DQNAgent
+    from cartpole_dqn.checkpoints import restore_rng_state, rng_state
+
+    model = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1"), policy_kwargs={"net_arch": [8]})
+    saved = json.loads(json.dumps(rng_state(model)))
+    expected = (np.random.rand(), th.rand(1).item(), random.random(), int(model.action_space.sample()))
+    np.random.seed(99)
+    th.manual_seed(99)
+    random.seed(99)
+    model.action_space.seed(99)  # what SB3's load() does: reseed everything
+    restore_rng_state(model, saved)
+    assert (
+        np.random.rand(),
+        th.rand(1).item(),
+        random.random(),
+        int(model.action_space.sample()),
+    ) == expected

@@ -94,6 +94,7 @@ class SolveCallback(BaseCallback):
             else None
         )
         self._next_eval = eval_freq
+        self._restored = False  # set by restore(): a resumed run keeps its schedule and clock
 
     @property
     def next_eval(self) -> int:
@@ -111,7 +112,7 @@ class SolveCallback(BaseCallback):
         self._restored = True
 
     def _on_training_start(self) -> None:
-        if getattr(self, "_restored", False):
+        if self._restored:
             return
         if self.start_time is None:
             self.start_time = time.perf_counter()

@@ -92,11 +92,8 @@ def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> int
     return len(images)
 
 
-def _exported_config(folder: Path) -> RunConfig | None:
+def _exported_config(description: dict[str, Any], folder: Path) -> RunConfig | None:
     """The env id and threshold recorded in an export's policy.json, as a config."""
-    from cartpole_dqn.export import load_policy
-
-    description = load_policy(folder).description
     if "env_id" not in description:
         return None
     return RunConfig.from_mapping(
@@ -129,9 +126,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--gif {args.gif} already exists; refusing to overwrite it")
         if not args.gif.parent.is_dir():
             raise UsageError(f"--gif folder does not exist: {args.gif.parent}")
-    exported = args.model.is_dir() and (args.model / "policy.json").is_file()
-    model_path = args.model if exported else resolve_model_path(args.model)
-    saved = _exported_config(model_path) if exported else model_config(model_path)
+    exported = None
+    if args.model.is_dir() and (args.model / "policy.json").is_file():
+        from cartpole_dqn.export import load_policy
+
+        exported = load_policy(args.model)
+    model_path = args.model if exported is not None else resolve_model_path(args.model)
+    saved = (
+        _exported_config(exported.description, model_path)
+        if exported is not None
+        else model_config(model_path)
+    )
     overrides: dict[str, Any] = {}
     if args.env is not None:
         overrides["env_id"] = args.env
@@ -147,12 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cartpole_dqn.report import verdict_lines
 
     info = check_env(config)
-    if exported:
-        from cartpole_dqn.export import load_policy
-
-        policy = load_policy(model_path).policy
-    else:
-        policy = load_model(model_path).policy
+    policy = exported.policy if exported is not None else load_model(model_path).policy
     if not _fits(policy, config.env_id):
         raise UsageError(
             f"model {model_path} does not fit env '{config.env_id}': it expects observations of shape "

@@ -56,8 +56,14 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
+def agent_class(config: RunConfig) -> type[DQN]:
+    """Our :class:`DQNAgent`, or stock SB3 ``DQN`` for ``implementation: sb3`` (baselines)."""
+    return DQN if config.implementation == "sb3" else DQNAgent
+
+
 def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> DQN:
-    """A fresh agent for ``config`` on ``env``: our :class:`DQNAgent`, or stock SB3 ``DQN`` for baselines."""
-    if config.implementation == "sb3":
-        return DQN(config.policy, env, verbose=verbose, **agent_kwargs(config))
-    return DQNAgent(config.policy, env, double_q=config.double_q, verbose=verbose, **agent_kwargs(config))
+    """A fresh agent for ``config`` on ``env``."""
+    kwargs = agent_kwargs(config)
+    if agent_class(config) is DQNAgent:
+        return DQNAgent(config.policy, env, double_q=config.double_q, verbose=verbose, **kwargs)
+    return DQN(config.policy, env, verbose=verbose, **kwargs)

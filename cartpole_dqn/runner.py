@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
-from stable_baselines3 import DQN
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
@@ -25,7 +24,7 @@ from cartpole_dqn.checkpoints import CheckpointCallback, checkpoint_dir, read_st
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.evaluation import evaluate_policy
-from cartpole_dqn.factory import build_agent
+from cartpole_dqn.factory import agent_class, build_agent
 
 
 def run_training(
@@ -135,10 +134,6 @@ def run_training(
     write_json(paths.results, results)
     shutil.rmtree(checkpoint_dir(paths.run_dir), ignore_errors=True)  # finished: results.json replaces it
     return results
-
-
-def agent_class(config: RunConfig) -> type[DQN]:
-    return DQN if config.implementation == "sb3" else DQNAgent
 
 
 def tensorboard_logger(folder: Path, purge_step: int | None = None) -> Logger:

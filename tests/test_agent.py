@@ -52,6 +52,7 @@ def full_agent(n_envs: int = 1) -> DQNAgent:
         "DuelingMlpPolicy",
         make_vec_env("CartPole-v1", n_envs=n_envs, seed=5),
         double_q=True,
+        gamma=0.9,  # not SB3's default 0.99, so the buffer can only have it from the agent
         n_steps=3,
         replay_buffer_class=PrioritizedReplayBuffer,
         replay_buffer_kwargs={"alpha": 0.5, "beta_initial": 0.3},
@@ -66,16 +67,23 @@ def test_plugins_train_together_without_warnings() -> None:
     buffer = agent.replay_buffer
     assert isinstance(buffer, PrioritizedReplayBuffer)
     assert isinstance(agent.policy, DuelingDQNPolicy)
-    assert buffer.n_steps == 3 and buffer.gamma == agent.gamma
+    assert buffer.n_steps == 3 and buffer.gamma == 0.9
     assert 0.3 < buffer.beta <= 1.0  # annealed from beta_initial
     leaves = buffer.tree.values()[: buffer.size()]
     assert len(np.unique(leaves)) > 10  # priorities came from TD errors, not all the max priority
 
 
-def test_multi_env_training_with_per() -> None:
+def test_multi_env_training_with_per_stores_and_learns_every_env_column() -> None:
     agent = full_agent(n_envs=4).learn(800)
-    assert agent.num_timesteps >= 800
-    assert agent.replay_buffer is not None and agent.replay_buffer.n_envs == 4
+    buffer = agent.replay_buffer
+    assert isinstance(buffer, PrioritizedReplayBuffer) and buffer.n_envs == 4
+    assert buffer.size() * 4 == agent.num_timesteps  # one row per vector step, one slot per env
+    # Priorities were learned in every env's column (not only the max priority given on insertion).
+    leaves = buffer.tree.values()[: buffer.size() * 4].reshape(-1, 4)
+    for column in leaves.T:
+        assert len(np.unique(column)) > 5
+    drawn = buffer.sample(512).indices % 4
+    assert set(drawn.tolist()) == {0, 1, 2, 3}
 
 
 def test_save_load_round_trip_in_process_and_in_a_fresh_process(tmp_path: Path) -> None:
@@ -121,3 +129,159 @@ def test_the_baseline_implementation_is_stock_sb3() -> None:
     ours = build_agent(RunConfig(net_arch=[8]), env)
     assert type(stock) is DQN and type(ours) is DQNAgent
     assert "fused" not in stock.policy.optimizer.defaults or not stock.policy.optimizer.defaults["fused"]
+
+
+# --- the discount is always the agent's gamma ** n (issue: PER with several envs used 0.99) ---
+
+
+@pytest.mark.parametrize("n_envs", [1, 2])
+@pytest.mark.parametrize("n_steps", [1, 3])
+@pytest.mark.parametrize("per", [False, True])
+def test_the_discount_is_the_agents_gamma_for_every_combination(n_envs: int, n_steps: int, per: bool) -> None:
+    gamma = 0.9
+    extra: dict[str, Any] = {"replay_buffer_class": PrioritizedReplayBuffer} if per else {}
+    agent = DQNAgent(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1", n_envs=n_envs, seed=0),
+        gamma=gamma,
+        n_steps=n_steps,
+        learning_starts=10**6,  # collect only: the buffer fills, nothing trains
+        policy_kwargs={"net_arch": [8]},
+        seed=0,
+        **extra,
+    )
+    agent.learn(400)
+    assert agent.replay_buffer is not None
+    batch = agent.replay_buffer.sample(512)
+    # What DQNAgent.train multiplies the bootstrap value with: per-sample discounts, else its gamma.
+    used = np.full(512, agent.gamma) if batch.discounts is None else batch.discounts.numpy().ravel()
+    allowed = [gamma**k for k in range(1, n_steps + 1)]
+    assert all(min(abs(u - a) for a in allowed) < 1e-6 for u in used), sorted(set(used.round(4)))
+    # Windows cut by an episode end bootstrap earlier; the rest use the full gamma ** n_steps.
+    assert np.isclose(used, gamma**n_steps, atol=1e-6).mean() > 0.5
+
+
+# --- PER and divergence ---
+
+
+def test_a_diverging_per_run_raises_divergence_error_not_a_sum_tree_error() -> None:
+    from cartpole_dqn.errors import DivergenceError
+
+    agent = DQNAgent(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1", seed=0),
+        learning_rate=1e30,
+        replay_buffer_class=PrioritizedReplayBuffer,
+        **{**SMALL, "learning_starts": 50},
+    )
+    with pytest.raises(DivergenceError, match="diverged"):
+        agent.learn(2000)
+
+
+# --- the update, pinned on hand-built networks and batches ---
+
+
+def linear_agent(**kwargs: Any) -> DQNAgent:
+    """A DQNAgent whose Q-networks are single linear layers (net_arch []), so tests can set them."""
+    return DQNAgent(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1", seed=0),
+        policy_kwargs={"net_arch": []},
+        learning_starts=0,
+        seed=0,
+        device="cpu",
+        **kwargs,
+    )
+
+
+def set_linear(q_net: th.nn.Module, weight: list[list[float]]) -> None:
+    (layer,) = [m for m in q_net.modules() if isinstance(m, th.nn.Linear)]
+    with th.no_grad():
+        layer.weight.copy_(th.tensor(weight))
+        layer.bias.zero_()
+
+
+ONLINE = [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]  # Q(s) = (s0, s1)
+TARGET = [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]  # Q'(s) = (s2, s3)
+
+
+def hand_batch(weights: th.Tensor | None = None) -> Any:
+    """Two transitions where vanilla, Double and a swapped Double target all differ."""
+    from stable_baselines3.common.type_aliases import ReplayBufferSamples
+
+    from cartpole_dqn.buffers import PrioritizedReplayBufferSamples
+
+    fields = dict(
+        observations=th.tensor([[1.0, 2.0, 0.0, 0.0], [3.0, 1.0, 0.0, 0.0]]),
+        actions=th.tensor([[0], [1]]),
+        # Online net prefers action 1 in row 0 (5 > 1) and action 0 in row 1 (4 > 2);
+        # the target net prefers action 0 in row 0 (10 > 3) and action 1 in row 1 (8 > 6).
+        next_observations=th.tensor([[1.0, 5.0, 10.0, 3.0], [4.0, 2.0, 6.0, 8.0]]),
+        dones=th.tensor([[0.0], [0.0]]),
+        rewards=th.tensor([[1.0], [0.5]]),
+        discounts=th.tensor([[0.5], [0.25]]),
+    )
+    if weights is None:
+        return ReplayBufferSamples(**fields)
+    return PrioritizedReplayBufferSamples(**fields, weights=weights, indices=np.array([3, 7]))
+
+
+def logged_loss_after_one_update(agent: DQNAgent, batch: Any) -> float:
+    from stable_baselines3.common.logger import Logger
+
+    set_linear(agent.q_net, ONLINE)
+    set_linear(agent.q_net_target, TARGET)
+    assert agent.replay_buffer is not None
+    agent.replay_buffer.sample = lambda *a, **k: batch  # type: ignore[method-assign]
+    agent.set_logger(Logger(folder=None, output_formats=[]))
+    agent.train(gradient_steps=1, batch_size=2)
+    return float(agent.logger.name_to_value["train/loss"])
+
+
+def huber(x: np.ndarray) -> np.ndarray:
+    return np.where(np.abs(x) < 1, 0.5 * x**2, np.abs(x) - 0.5)
+
+
+# Current Q(s, a): row 0 takes action 0 -> s0 = 1; row 1 takes action 1 -> s1 = 1.
+CURRENT = np.array([1.0, 1.0])
+TARGETS = {
+    # online picks (1, 0), target values them: (3, 6)
+    "double": np.array([1.0 + 0.5 * 3.0, 0.5 + 0.25 * 6.0]),
+    # target picks (0, 1), online values them: (1, 2) -- what a swapped implementation would give
+    "swapped": np.array([1.0 + 0.5 * 1.0, 0.5 + 0.25 * 2.0]),
+    # max over the target net: (10, 8)
+    "vanilla": np.array([1.0 + 0.5 * 10.0, 0.5 + 0.25 * 8.0]),
+}
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_the_td_target_is_wired_as_the_papers_say(double_q: bool) -> None:
+    """Double DQN (van Hasselt et al. 2016): the online net picks a*, the target net values it."""
+    loss = logged_loss_after_one_update(linear_agent(double_q=double_q), hand_batch())
+    expected = {name: huber(target - CURRENT).mean() for name, target in TARGETS.items()}
+    assert len({round(v, 6) for v in expected.values()}) == 3  # the three wirings are distinguishable
+    assert loss == pytest.approx(expected["double" if double_q else "vanilla"], rel=1e-6)
+
+
+def test_importance_weights_reach_the_loss() -> None:
+    agent = linear_agent(double_q=True, replay_buffer_class=PrioritizedReplayBuffer)
+    weights = th.tensor([[0.25], [1.0]])
+    loss = logged_loss_after_one_update(agent, hand_batch(weights))
+    elementwise = huber(TARGETS["double"] - CURRENT)
+    assert loss == pytest.approx(float((weights.numpy().ravel() * elementwise).mean()), rel=1e-6)
+    assert loss != pytest.approx(float(elementwise.mean()), rel=1e-3)
+
+
+def test_priorities_change_exactly_at_the_sampled_slots() -> None:
+    agent = linear_agent(double_q=True, replay_buffer_class=PrioritizedReplayBuffer)
+    agent.learn(20)  # a few stored transitions (slots 0..19), all at the initial max priority
+    buffer = agent.replay_buffer
+    assert isinstance(buffer, PrioritizedReplayBuffer)
+    before = buffer.tree.values()
+    logged_loss_after_one_update(agent, hand_batch(th.ones(2, 1)))
+    after = buffer.tree.values()
+    td = CURRENT - TARGETS["double"]
+    expected = (np.abs(td) + buffer.eps) ** buffer.alpha
+    np.testing.assert_allclose(after[[3, 7]], expected, rtol=1e-6)
+    untouched = np.setdiff1d(np.arange(len(after)), [3, 7])
+    np.testing.assert_array_equal(after[untouched], before[untouched])

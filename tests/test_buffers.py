@@ -64,17 +64,26 @@ def test_multi_env_samples_come_from_the_drawn_slot() -> None:
         th.testing.assert_close(samples.next_observations[mask], expected.next_observations)
 
 
-def test_importance_weights_follow_the_formula() -> None:
-    per = PrioritizedReplayBuffer(8, OBS, ACT, device="cpu", alpha=0.7, beta_initial=0.5)
-    fill(per, 8, 1)
-    per.update_priorities(np.arange(8), np.array([0.1, 0.5, 1.0, 2.0, 0.2, 3.0, 0.05, 1.5]))
-    samples = per.sample(32)
-    leaves = per.tree.values()
-    probabilities = leaves[samples.indices] / leaves.sum()
-    expected = (8 * probabilities) ** -0.5
+@pytest.mark.parametrize("n_envs", [1, 2])
+def test_importance_weights_on_a_partly_filled_buffer_match_an_independent_computation(n_envs: int) -> None:
+    """w_i = (N P(i)) ** -beta / max_j w_j, N = stored transitions, not the capacity (Schaul et al.)."""
+    alpha, beta, eps = 0.7, 0.5, 1e-6
+    per = PrioritizedReplayBuffer(
+        16, OBS, ACT, device="cpu", n_envs=n_envs, alpha=alpha, beta_initial=beta, eps=eps
+    )
+    fill(per, 5, n_envs)  # 5 of 16 rows
+    stored = 5 * n_envs
+    td = np.random.default_rng(1).normal(scale=2.0, size=stored)
+    per.update_priorities(np.arange(stored), td)
+    samples = per.sample(64)
+    priorities = (np.abs(td) + eps) ** alpha  # from the TD errors given, not read back from the tree
+    probabilities = priorities / priorities.sum()
+    expected = (stored * probabilities[samples.indices]) ** -beta
     expected /= expected.max()
     np.testing.assert_allclose(samples.weights.numpy().ravel(), expected, rtol=1e-6)
-    assert samples.weights.max().item() == pytest.approx(1.0)
+    wrong_n = (16 * n_envs * probabilities[samples.indices]) ** -beta
+    assert not np.allclose(samples.weights.numpy().ravel(), wrong_n / wrong_n.max() * 2)
+    assert samples.indices.max() < stored
 
 
 def test_new_transitions_get_the_max_priority_and_beta_anneals() -> None:
@@ -94,3 +103,14 @@ def test_sampling_never_touches_unwritten_slots() -> None:
     per = PrioritizedReplayBuffer(100, OBS, ACT, device="cpu")
     fill(per, 5, 1)
     assert per.sample(500).indices.max() < 5
+
+
+def test_dict_observations_are_refused_with_a_clear_message() -> None:
+    dict_space = spaces.Dict({"position": OBS, "velocity": OBS})
+    with pytest.raises(ValueError, match="PrioritizedReplayBuffer does not support Dict observation spaces"):
+        PrioritizedReplayBuffer(16, dict_space, ACT, device="cpu")
+
+
+def test_optimize_memory_usage_is_refused_in_our_own_name() -> None:
+    with pytest.raises(NotImplementedError, match="PrioritizedReplayBuffer does not support optimize_memory"):
+        PrioritizedReplayBuffer(16, OBS, ACT, device="cpu", optimize_memory_usage=True)

@@ -82,9 +82,13 @@ def test_a_different_seed_gives_different_parameters(tmp_path: Path) -> None:
     assert not all(th.equal(p1[k], p2[k]) for k in p1)
 
 
-def test_divergence_stops_with_one_line_and_exit_1_keeping_the_best_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("plugins", [[], ["--per"]], ids=["uniform", "per"])
+def test_divergence_stops_with_one_line_and_exit_1_keeping_the_best_model(
+    tmp_path: Path, plugins: list[str]
+) -> None:
     result = run_module(
         "cartpole_dqn.train",
+        *plugins,
         "--learning-rate",
         "1e30",
         "--timesteps",

@@ -50,12 +50,31 @@ def test_prefix_sum_search_returns_the_leaf_covering_the_target(
         assert prefix[leaf] - 1e-9 <= target < prefix[leaf + 1] + 1e-9
 
 
-def test_batched_update_with_repeated_indices_keeps_sums_consistent() -> None:
-    tree = SumTree(10)
-    tree.update(np.arange(10), np.ones(10))
-    tree.update(np.array([3, 3, 7]), np.array([5.0, 2.0, 0.0]))
-    assert tree.values()[3] == 2.0 and tree.values()[7] == 0.0
-    assert tree.total == pytest.approx(10 - 1 + 2 - 1)
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(min_value=2, max_value=300),
+    writes=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=299), st.floats(min_value=0, max_value=1e3)),
+        min_size=5,  # more than the scalar path takes: the vectorized level-by-level update runs
+        max_size=200,
+    ),
+)
+def test_batched_update_with_repeated_indices_keeps_every_sum_consistent(
+    capacity: int, writes: list[tuple[int, float]]
+) -> None:
+    tree = SumTree(capacity)
+    tree.update(np.arange(capacity), np.ones(capacity))
+    indices = np.array([i % capacity for i, _ in writes])
+    values = np.array([v for _, v in writes])
+    tree.update(indices, values)
+    reference = np.ones(capacity)
+    for index, value in zip(indices, values, strict=True):
+        reference[index] = value  # the last write wins
+    np.testing.assert_array_equal(tree.values(), reference)
+    nodes = tree._nodes  # every inner node is the sum of its children, not only the root
+    inner = np.arange(1, tree._leaf_base)
+    np.testing.assert_allclose(nodes[inner], nodes[2 * inner] + nodes[2 * inner + 1], rtol=1e-12)
+    assert tree.total == pytest.approx(reference.sum(), rel=1e-12)
 
 
 def test_stratified_sampling_is_proportional_to_the_values() -> None:

@@ -152,6 +152,27 @@ def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
     assert all(t.last_step is not None and t.last_step < 8000 for t in study.trials[2:])
 
 
+def test_a_diverging_per_trial_is_pruned_and_the_sweep_goes_on(workdir: Path) -> None:
+    (workdir / "diverge.yaml").write_text(
+        "prioritized_replay: true\nlearning_rate: 1.0e+30\nlearning_starts: 300\n"
+    )
+    result = run_module(
+        "cartpole_dqn.tune",
+        "--trials",
+        "2",
+        *TINY,
+        "--config",
+        "diverge.yaml",
+        "--study-name",
+        "nan",
+        cwd=workdir,
+    )
+    assert result.returncode == 0, result.stderr
+    study = load(workdir, "nan")
+    assert [t.state for t in study.trials] == [TrialState.PRUNED, TrialState.PRUNED]
+    assert all("diverged" in t.user_attrs["diverged"] for t in study.trials)
+
+
 @pytest.mark.parametrize(
     ("args", "needles"),
     [

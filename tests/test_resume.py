@@ -1,0 +1,143 @@
+"""Resume keeps the replay data and the saved model consistent (in-process crashes, real runs)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.save_util import load_from_pkl
+
+from cartpole_dqn.agent import DQNAgent
+from cartpole_dqn.artifacts import RunPaths, allocate_run
+from cartpole_dqn.config import RunConfig
+from cartpole_dqn.envs import EVAL_SEED_OFFSET, check_env
+from cartpole_dqn.evaluation import evaluate_policy
+from cartpole_dqn.runner import run_training
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+class CrashWhen(BaseCallback):
+    """Raise (as a kill would stop the process) at the first env step where ``predicate`` holds."""
+
+    def __init__(self, predicate: Callable[[int], bool]) -> None:
+        super().__init__()
+        self.predicate = predicate
+
+    def _on_step(self) -> bool:
+        if self.predicate(self.num_timesteps):
+            raise SimulatedCrash(self.num_timesteps)
+        return True
+
+
+CONFIG = RunConfig.from_mapping(
+    {
+        "n_envs": 2,
+        "n_steps": 3,
+        "net_arch": [32],
+        "total_timesteps": 4000,
+        "learning_starts": 200,
+        "train_freq": 32,
+        "gradient_steps": 8,
+        "eval_freq": 500,
+        "eval_episodes": 20,
+        "checkpoint_every": 1000,
+        "early_stop": False,
+        "threshold": 10_000.0,  # never solved: the run goes on to its budget
+        "seed": 11,
+    }
+)
+
+
+def checkpoint_state(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "checkpoint" / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def crash_after_checkpoint(run_dir: Path, newer_than: int) -> CrashWhen:
+    """Crash 100 steps after a checkpoint newer than step ``newer_than`` has been written."""
+
+    def written(step: int) -> bool:
+        state = checkpoint_state(run_dir)
+        return (
+            state is not None and state["num_timesteps"] > newer_than and step >= state["num_timesteps"] + 100
+        )
+
+    return CrashWhen(written)
+
+
+def perfect_controller_model(path: Path) -> None:
+    """A different model in place of model.zip (what a later best save of the killed session leaves)."""
+    agent = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1"), policy_kwargs={"net_arch": []})
+    (layer,) = [m for m in agent.q_net.modules() if isinstance(m, th.nn.Linear)]
+    with th.no_grad():
+        layer.weight.copy_(th.tensor([[0.0, 0.0, -1.0, -0.2], [0.0, 0.0, 1.0, 0.2]]))
+        layer.bias.zero_()
+    agent.save(path)
+
+
+def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_path: Path) -> None:
+    env_info = check_env(CONFIG)
+    paths = allocate_run(tmp_path / "runs", tmp_path / "tb", "r", "r")
+    run_dir = paths.run_dir
+    n_envs = CONFIG.n_envs
+
+    with pytest.raises(SimulatedCrash):
+        run_training(CONFIG, env_info, paths, extra_callbacks=[crash_after_checkpoint(run_dir, 0)])
+    first = checkpoint_state(run_dir)
+    assert first is not None
+    seam_step = first["num_timesteps"]
+    at_seam = load_from_pkl(run_dir / "checkpoint" / "replay_buffer.pkl")
+    # Every transition counted in num_timesteps is in the checkpointed buffer (none lost to the save).
+    assert at_seam.pos * n_envs == seam_step
+
+    # The killed session saved a newer best model after the checkpoint; a resume must not keep it,
+    # since the checkpointed history (best_step) describes the model saved before the checkpoint.
+    perfect_controller_model(paths.model)
+    resume = RunPaths(paths.name, run_dir, paths.tensorboard_dir)
+    with pytest.raises(SimulatedCrash):  # killed again at once, before any evaluation
+        run_training(
+            CONFIG,
+            env_info,
+            resume,
+            extra_callbacks=[CrashWhen(lambda step: True)],
+            resume_from=run_dir / "checkpoint",
+        )
+    history = first["solve"]["history"]
+    best = max(history, key=lambda r: (r["deciding"], r["mean"]))
+    on_disk = DQNAgent.load(paths.model, device="cpu")
+    episodes = best["episodes"]
+    rescored = evaluate_policy(on_disk.policy, CONFIG.env_id, episodes, CONFIG.seed + EVAL_SEED_OFFSET, 500)
+    assert rescored.mean == pytest.approx(best["mean"]), "model.zip is not the model best_step describes"
+
+    with pytest.raises(SimulatedCrash):
+        run_training(
+            CONFIG,
+            env_info,
+            resume,
+            extra_callbacks=[crash_after_checkpoint(run_dir, seam_step)],
+            resume_from=run_dir / "checkpoint",
+        )
+    second = checkpoint_state(run_dir)
+    assert second is not None and second["num_timesteps"] > seam_step
+    buffer = load_from_pkl(run_dir / "checkpoint" / "replay_buffer.pkl")
+    assert buffer.pos * n_envs == second["num_timesteps"]  # rows stored == num_timesteps / n_envs
+    seam = seam_step // n_envs  # the first row written after the resume
+    # The episode cut by the resume ends at the seam: no n-step window runs into the new episode.
+    assert np.all(buffer.dones[seam - 1] | buffer.timeouts[seam - 1])
+    gamma = CONFIG.gamma
+    for row in range(seam - CONFIG.n_steps + 1, seam):
+        windows = buffer._get_samples(np.full(256, row))  # random env per sample: all of them drawn
+        # A window starting at ``row`` spans at most the rows up to seam - 1: at most seam - row steps.
+        assert windows.discounts.min().item() >= gamma ** (seam - row) - 1e-6
+    # The resumed env does not replay the run's first start states.
+    assert not np.array_equal(buffer.observations[seam], buffer.observations[0])

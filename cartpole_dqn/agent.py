@@ -69,22 +69,26 @@ class DQNAgent(DQN):
 
     def _setup_model(self) -> None:
         cls = self.replay_buffer_class
-        if cls is not None and issubclass(cls, NStepReplayBuffer) and self.n_steps > 1:
-            # SB3 wires n-step returns only into a buffer it picks itself (and, after load(), warns that
-            # n_steps is ignored by the NStepReplayBuffer it picked before save). Hand n_steps to the
-            # buffer ourselves and keep that warning quiet: here n_steps is not ignored.
-            self.replay_buffer_kwargs = {
-                "n_steps": self.n_steps,
-                "gamma": self.gamma,
-                **self.replay_buffer_kwargs,
-            }
-            n_steps, self.n_steps = self.n_steps, 1
-            try:
-                super()._setup_model()
-            finally:
-                self.n_steps = n_steps
-        else:
+        if cls is None or not issubclass(cls, NStepReplayBuffer):
             super()._setup_model()
+            return
+        # An n-step buffer computes the discounts the update multiplies with (gamma ** n, cut short at
+        # episode ends), for every n_envs and n_steps, so it must have this agent's n_steps and gamma.
+        # SB3 wires them only into a buffer it picks itself (and, after load(), warns that n_steps is
+        # ignored by the class it picked before save): hand them over ourselves, keep that warning quiet.
+        given = self.replay_buffer_kwargs
+        for key, ours in (("n_steps", self.n_steps), ("gamma", self.gamma)):
+            if key in given and given[key] != ours:
+                raise ValueError(
+                    f"replay_buffer_kwargs {key}={given[key]} differs from the agent's {key}={ours}: "
+                    "the buffer's discounts must be the agent's"
+                )
+        self.replay_buffer_kwargs = {**given, "n_steps": self.n_steps, "gamma": self.gamma}
+        n_steps, self.n_steps = self.n_steps, 1
+        try:
+            super()._setup_model()
+        finally:
+            self.n_steps = n_steps
 
     def _on_step(self) -> None:
         super()._on_step()
@@ -111,7 +115,11 @@ class DQNAgent(DQN):
                 self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long()
             )
             if prioritized:
+                assert isinstance(buffer, PrioritizedReplayBuffer)
                 assert isinstance(replay_data, PrioritizedReplayBufferSamples)
+                td_errors = (current_q_values.detach() - target_q_values).cpu().numpy()
+                if not np.isfinite(td_errors).all():  # before the sum tree, which refuses them
+                    raise self._divergence(float("nan"), float(current_q_values.detach().mean()))
                 elementwise = F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
                 loss = (replay_data.weights * elementwise).mean()
             else:
@@ -126,25 +134,25 @@ class DQNAgent(DQN):
             self.policy.optimizer.step()
 
             if prioritized:
-                assert isinstance(buffer, PrioritizedReplayBuffer)
-                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
-                td_errors = (current_q_values.detach() - target_q_values).cpu().numpy()
                 buffer.update_priorities(replay_data.indices, td_errors)
 
         self._n_updates += gradient_steps
         mean_loss = float(np.mean(losses))
         q_mean = float(q_sum.item()) / max(gradient_steps, 1)
         if not (np.isfinite(mean_loss) and np.isfinite(q_mean)):
-            raise DivergenceError(
-                f"training diverged at step {self.num_timesteps}: loss={mean_loss}, mean Q={q_mean} "
-                f"(try a lower learning rate than {self.learning_rate})"
-            )
+            raise self._divergence(mean_loss, q_mean)
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/loss", mean_loss)
         self.logger.record("train/q_mean", q_mean)
         if prioritized:
             assert isinstance(buffer, PrioritizedReplayBuffer)
             self.logger.record("train/per_beta", buffer.beta)
+
+    def _divergence(self, loss: float, q_mean: float) -> DivergenceError:
+        return DivergenceError(
+            f"training diverged at step {self.num_timesteps}: loss={loss}, mean Q={q_mean} "
+            f"(try a lower learning rate than {self.learning_rate})"
+        )
 
     def _target(self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float) -> th.Tensor:
         next_obs = replay_data.next_observations

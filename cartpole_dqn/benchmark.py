@@ -85,14 +85,14 @@ def load_configs(args: Any) -> dict[str, RunConfig]:
 def summarize_all(
     runs: list[dict[str, Any]], labels: list[str], baseline: str, budget: int, resamples: int
 ) -> dict[str, dict[str, Any]]:
-    from cartpole_dqn.multiseed import bootstrap_median_ci, summarize
+    from cartpole_dqn.multiseed import bootstrap_median_ci, solved_within, summarize
 
     rng = np.random.default_rng(0)
     out = {}
     for label in labels:
         mine = [r for r in runs if r["label"] == label]
         s = summarize(mine, budget=budget)
-        steps = [float(r["steps_to_solve"]) for r in mine if r["solved"]]
+        steps = [float(r["steps_to_solve"]) for r in mine if solved_within(r, budget)]
         s["steps_ci95"] = bootstrap_median_ci(steps, rng, resamples) if steps else None
         out[label] = s
     base = out[baseline]
@@ -157,6 +157,8 @@ def write_plots(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cartpole_dqn.multiseed import solved_within
+
     paths = []
     budget = max(c.total_timesteps for c in configs.values())
     fig, ax = plt.subplots(figsize=(9, 5))
@@ -176,7 +178,7 @@ def write_plots(
     if max_return is not None:
         ax.axhline(max_return, ls="--", color="gray", lw=1, label=f"maximum {max_return:g}")
     ax.set_xlabel("training env steps")
-    ax.set_ylabel("greedy eval mean return (screen or 100 episodes)")
+    ax.set_ylabel("greedy eval mean return (100 episodes; first 10 if stopped early)")
     ax.set_title(
         f"{runs[0]['env_id']}: eval return vs steps (band: IQR over seeds; solved runs hold their value)"
     )
@@ -188,7 +190,7 @@ def write_plots(
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     data = [
-        [r["steps_to_solve"] if r["solved"] else np.nan for r in runs if r["label"] == label]
+        [r["steps_to_solve"] if solved_within(r, budget) else np.nan for r in runs if r["label"] == label]
         for label in labels
     ]
     ax.boxplot(

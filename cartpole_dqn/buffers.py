@@ -70,6 +70,16 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         n_steps: int = 1,
         gamma: float = 0.99,
     ) -> None:
+        if isinstance(observation_space, spaces.Dict):
+            raise ValueError(
+                "PrioritizedReplayBuffer does not support Dict observation spaces (SB3's n-step sampling "
+                "does not either); flatten them, e.g. with gymnasium.wrappers.FlattenObservation"
+            )
+        if optimize_memory_usage:
+            raise NotImplementedError(
+                "PrioritizedReplayBuffer does not support optimize_memory_usage=True: n-step windows and "
+                "per-slot priorities need each transition's own next observation"
+            )
         super().__init__(
             buffer_size,
             observation_space,

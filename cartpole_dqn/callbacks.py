@@ -1,34 +1,47 @@
-"""The solve protocol as an SB3 callback (GUIDE section 3).
+"""The solve protocol as an SB3 callback.
 
-Every ``eval_freq`` training env steps the greedy policy is evaluated on a separate, vectorized
-eval env: a cheap screen first, and when the screen reaches the threshold, the deciding
-``eval_episodes``-episode evaluation. The first deciding evaluation at or above the threshold
-marks the run solved (steps and wall-clock seconds are recorded) and, with early stop, ends
-training. The best checkpoint is saved whenever an evaluation beats the previous best.
+Every ``eval_freq`` training env steps, and once more at the budget, the greedy policy is
+evaluated on a separate, vectorized eval env over ``eval_episodes`` episodes. The run is solved at
+the first evaluation, at a step within the budget, whose mean reaches the threshold; with early
+stop, training ends there. An evaluation may stop as soon as a pass has become impossible (a sound
+shortcut: it never changes a verdict); its first ``curve_episodes`` episodes still run to the end
+and give the curve its value. The best checkpoint is saved whenever an evaluation ranks above all
+earlier ones. Training never runs past the budget (SB3 would finish its ``train_freq`` chunk).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from cartpole_dqn.evaluation import EvalResult, Evaluator, is_solved
+from cartpole_dqn.envs import EnvInfo
+from cartpole_dqn.evaluation import EvalResult, Evaluator, PassBound, is_solved
 
 
 @dataclass
 class EvalRecord:
-    """One periodic evaluation: which episodes decided it, and what it scored."""
+    """One periodic evaluation: what it scored, and whether all its episodes decided it."""
 
     step: int
     wall_s: float
     mean: float
     std: float
     episodes: int
-    deciding: bool  # True: the full evaluation ran; False: only the screen did
+    deciding: bool  # True: all eval_episodes ran (the verdict reads it); False: stopped early
+
+
+def rank(record: EvalRecord) -> tuple[bool, float]:
+    """A complete (deciding) evaluation outranks any stopped one; within a kind, the higher mean."""
+    return (record.deciding, record.mean)
+
+
+def best_record(history: Sequence[EvalRecord]) -> EvalRecord | None:
+    """The earliest of the best-ranked evaluations: the one whose model is the saved checkpoint."""
+    return max(history, key=rank) if history else None
 
 
 @dataclass
@@ -38,60 +51,66 @@ class SolveState:
     solved: bool = False
     steps_to_solve: int | None = None
     wall_to_solve_s: float | None = None
-    best_score: float = float("-inf")
-    best_step: int | None = None
     eval_time_s: float = 0.0
     history: list[EvalRecord] = field(default_factory=list)
 
+    @property
+    def best_step(self) -> int | None:
+        best = best_record(self.history)
+        return None if best is None else best.step
+
 
 class SolveCallback(BaseCallback):
-    """Periodic greedy evaluation, best checkpoint, solve detection and early stop.
+    """Periodic greedy evaluation, best checkpoint, solve detection, early stop and the budget.
 
-    :param env_id: env to evaluate on (a separate vector env, seeded with ``eval_seed``)
-    :param threshold: solve threshold on the deciding evaluation's mean return
+    :param env: the env (id, threshold, step limit, per-step reward bound) to evaluate on, in a
+        separate vector env seeded with ``eval_seed``
     :param eval_freq: training env steps between evaluations
-    :param eval_episodes: episodes of the deciding evaluation
-    :param screen_episodes: episodes of the screen that gates the deciding evaluation (0 = no screen)
+    :param eval_episodes: episodes of every evaluation; the verdict reads their mean
+    :param curve_episodes: episodes that still run to the end when an evaluation stops early because
+        a pass is impossible (0: never stop early)
     :param eval_seed: reset seed of the eval envs (the same for every evaluation, so checkpoints
         are compared on the same starting states)
+    :param budget: training env steps; a solve counts only at a step within it, and training stops
+        at the first step that reaches it (after evaluating there)
     :param best_model_path: where the best checkpoint is saved (``model.save``); None = don't save
     :param early_stop: stop training at the first solved evaluation
     :param start_time: ``time.perf_counter()`` value that wall-to-solve counts from
         (default: the start of ``learn()``, so one-off process setup such as imports is not counted)
-    :param max_episode_steps: the env's step limit (bounds an evaluation)
     :param on_evaluation: called after every evaluation with the solve state; returning False stops
         training (the tuner reports to Optuna and prunes through this)
     """
 
     def __init__(
         self,
-        env_id: str,
-        threshold: float,
+        env: EnvInfo,
+        *,
         eval_freq: int,
         eval_episodes: int,
-        screen_episodes: int,
+        curve_episodes: int,
         eval_seed: int,
+        budget: int,
         best_model_path: Path | None,
         early_stop: bool = True,
         start_time: float | None = None,
-        max_episode_steps: int | None = None,
         on_evaluation: Callable[[SolveState], bool] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
         self.on_evaluation = on_evaluation
-        self.threshold = threshold
+        self.threshold = env.threshold
         self.eval_freq = eval_freq
         self.eval_seed = eval_seed
+        self.budget = budget
         self.best_model_path = best_model_path
         self.early_stop = early_stop
         self.start_time = start_time
         self.state = SolveState()
-        self._full = Evaluator(env_id, eval_episodes, max_episode_steps)
-        self._screen = (
-            Evaluator(env_id, screen_episodes, max_episode_steps)
-            if 0 < screen_episodes < eval_episodes
-            else None
+        bound = None
+        if curve_episodes > 0 and env.max_step_reward is not None and env.max_episode_steps is not None:
+            bound = PassBound(env.threshold, env.max_step_reward, env.max_episode_steps)
+        self._evaluator = Evaluator(
+            env.env_id, eval_episodes, env.max_episode_steps, bound, min(curve_episodes, eval_episodes)
         )
         self._next_eval = eval_freq
         self._restored = False  # set by restore(): a resumed run keeps its schedule and clock
@@ -119,59 +138,53 @@ class SolveCallback(BaseCallback):
         self._next_eval = self.num_timesteps + self.eval_freq
 
     def _on_step(self) -> bool:
-        if self.num_timesteps < self._next_eval:
+        at_budget = self.num_timesteps >= self.budget
+        if self.num_timesteps >= self._next_eval:
+            behind = (self.num_timesteps - self._next_eval) // self.eval_freq + 1
+            self._next_eval += self.eval_freq * behind
+        elif not at_budget:
             return True
-        self._next_eval += self.eval_freq * ((self.num_timesteps - self._next_eval) // self.eval_freq + 1)
-        return self.evaluate_now()
+        keep_going = self.evaluate_now()
+        return keep_going and not at_budget
 
     def evaluate_now(self) -> bool:
         """Run one evaluation at the current step; return False when training should stop."""
         began = time.perf_counter()
-        result, deciding = self._evaluate()
+        result = self._evaluator(self.model.policy, self.eval_seed)
         self.state.eval_time_s += time.perf_counter() - began
         assert self.start_time is not None
         wall = time.perf_counter() - self.start_time
         step = self.num_timesteps
-        record = EvalRecord(step, wall, result.mean, result.std, result.episodes, deciding)
-        self.state.history.append(record)
-        solved_now = deciding and is_solved(result.mean, self.threshold)
+        record = self._record(result, step, wall)
 
-        # A deciding evaluation outranks any screen-only one; within a kind, the higher mean wins.
-        score = result.mean + (1e9 if deciding else 0.0)
-        if score > self.state.best_score:
-            self.state.best_score = score
-            self.state.best_step = step
-            if self.best_model_path is not None:
-                self.model.save(self.best_model_path)
-
-        if solved_now and not self.state.solved:
+        earlier = best_record(self.state.history[:-1])
+        if (earlier is None or rank(record) > rank(earlier)) and self.best_model_path is not None:
+            self.model.save(self.best_model_path)
+        passed = record.deciding and is_solved(record.mean, self.threshold) and step <= self.budget
+        if passed and not self.state.solved:
             self.state.solved = True
             self.state.steps_to_solve = step
             self.state.wall_to_solve_s = wall
 
-        self.logger.record("eval/mean_reward", result.mean)
-        self.logger.record("eval/std_reward", result.std)
-        self.logger.record("eval/episodes", result.episodes)
+        # Complete evaluations (what the verdict reads) and stopped ones get their own curves.
+        prefix = "eval/" if record.deciding else "eval/stopped_early_"
+        self.logger.record(prefix + "mean_reward", record.mean)
+        self.logger.record(prefix + "std_reward", record.std)
         self.logger.record("eval/solved", int(self.state.solved))
         self.logger.record("time/wall_s", wall)
         self.logger.dump(step)
         if self.verbose:
-            kind = "deciding" if deciding else "screen"
+            kind = "deciding" if record.deciding else "stopped early: a pass was impossible"
             print(
-                f"step {step}: eval mean {result.mean:.1f} ± {result.std:.1f} ({result.episodes} ep, {kind})"
+                f"step {step}: eval mean {record.mean:.1f} ± {record.std:.1f} ({record.episodes} ep, {kind})"
             )
         keep_going = self.on_evaluation(self.state) if self.on_evaluation is not None else True
         return keep_going and not (self.state.solved and self.early_stop)
 
-    def _evaluate(self) -> tuple[EvalResult, bool]:
-        policy = self.model.policy
-        if self._screen is not None:
-            screen = self._screen(policy, self.eval_seed + 7919)
-            if not is_solved(screen.mean, self.threshold):
-                return screen, False
-        return self._full(policy, self.eval_seed), True
+    def _record(self, result: EvalResult, step: int, wall: float) -> EvalRecord:
+        record = EvalRecord(step, wall, result.mean, result.std, result.episodes, not result.stopped_early)
+        self.state.history.append(record)
+        return record
 
     def _on_training_end(self) -> None:
-        self._full.close()
-        if self._screen is not None:
-            self._screen.close()
+        self._evaluator.close()

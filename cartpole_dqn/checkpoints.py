@@ -1,9 +1,10 @@
 """Periodic checkpoints of a training run, and reading them back to resume after a crash.
 
-A checkpoint is a folder ``<run>/checkpoint/`` with the model (SB3 zip), the replay buffer, and
-``state.json`` (step counter, the solve callback's state, elapsed wall time, TensorBoard folder).
-It is written into a temporary folder first and swapped in by renames, so a kill at any moment
-leaves either the previous checkpoint or the new one, never a half-written one.
+A checkpoint is a folder ``<run>/checkpoint/`` with the model (SB3 zip), the replay buffer, the
+best model saved so far, and ``state.json`` (step counter, the solve callback's state, elapsed wall
+time, TensorBoard folder, RNG states). It is taken at a rollout boundary, when every transition
+counted so far is stored and trained on, and written into a temporary folder first and swapped in
+by renames, so a kill at any moment leaves either the previous checkpoint or the new one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch as th
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
@@ -25,6 +27,7 @@ from cartpole_dqn.callbacks import EvalRecord, SolveCallback, SolveState
 from cartpole_dqn.errors import UsageError
 
 CHECKPOINT = "checkpoint"
+BEST_MODEL = "best_model.zip"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -40,11 +43,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 class CheckpointCallback(BaseCallback):
-    """Every ``every`` env steps, atomically replace ``<run>/checkpoint/``.
+    """Every ``every`` env steps (at the next rollout start), atomically replace ``<run>/checkpoint/``.
+
+    At a rollout start SB3 has stored the last step's transition and run the training phase that
+    follows it, so a resume from here continues exactly where ``learn()``'s loop stood.
 
     :param run_dir: the run folder
     :param every: env steps between checkpoints
-    :param solve: the run's solve callback, whose state is saved with the model
+    :param solve: the run's solve callback, whose state (and best model) is saved with the model
     :param tensorboard_dir: recorded so that a resume keeps writing to the same TensorBoard run
     """
 
@@ -59,10 +65,13 @@ class CheckpointCallback(BaseCallback):
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.every + 1) * self.every
 
-    def _on_step(self) -> bool:
+    def _on_rollout_start(self) -> None:
+        self.num_timesteps = self.model.num_timesteps
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.every + 1) * self.every
             self.save()
+
+    def _on_step(self) -> bool:
         return True
 
     def save(self) -> None:
@@ -74,6 +83,9 @@ class CheckpointCallback(BaseCallback):
         model = cast(OffPolicyAlgorithm, self.model)
         model.save(tmp / "model.zip")
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        best = self.solve.best_model_path
+        if best is not None and best.is_file():  # the model the saved history's best_step describes
+            shutil.copyfile(best, tmp / BEST_MODEL)
         state = {
             "num_timesteps": int(self.num_timesteps),
             "elapsed_s": self.solve.elapsed(),
@@ -92,6 +104,30 @@ class CheckpointCallback(BaseCallback):
             final.rename(old)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_best_model(checkpoint: Path, model_path: Path) -> None:
+    """Put the checkpoint's best model back in place: a killed session may have saved a newer one
+    after the checkpoint, which the checkpointed history does not describe."""
+    saved = checkpoint / BEST_MODEL
+    if not saved.is_file():  # checkpoints written before the best model was part of them
+        return
+    tmp = model_path.with_name(f".{model_path.name}.restore.tmp")
+    shutil.copyfile(saved, tmp)
+    os.replace(tmp, model_path)
+
+
+def end_episodes_at_the_seam(buffer: ReplayBuffer) -> None:
+    """End the episodes of the last stored row, as the resumed envs start new ones there.
+
+    Marked as truncations (``timeouts``), not terminations: the stored next observations are real,
+    so one-step targets still bootstrap from them, while n-step windows stop at the seam instead of
+    running into the next episode. Rows that already ended an episode are left as they are.
+    """
+    if buffer.size() == 0:
+        return
+    last = (buffer.pos - 1) % buffer.buffer_size
+    buffer.timeouts[last] = np.maximum(buffer.timeouts[last], 1.0 - buffer.dones[last])
 
 
 def rng_state(model: Any) -> dict[str, Any]:
@@ -122,8 +158,13 @@ def restore_rng_state(model: Any, state: dict[str, Any]) -> None:
 def read_state(checkpoint: Path) -> dict[str, Any]:
     try:
         state: dict[str, Any] = json.loads((checkpoint / "state.json").read_text())
+        solve = state["solve"]
         state["solve"] = SolveState(
-            **{**state["solve"], "history": [EvalRecord(**r) for r in state["solve"]["history"]]}
+            solved=solve["solved"],
+            steps_to_solve=solve["steps_to_solve"],
+            wall_to_solve_s=solve["wall_to_solve_s"],
+            eval_time_s=solve["eval_time_s"],
+            history=[EvalRecord(**r) for r in solve["history"]],
         )
         return state
     except (OSError, ValueError, KeyError, TypeError) as exc:

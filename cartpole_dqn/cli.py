@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from cartpole_dqn.config import RunConfig, config_flag
+from cartpole_dqn.config import KEY_ALIASES, RunConfig, config_flag
 from cartpole_dqn.errors import DivergenceError, UsageError
 
 
@@ -40,7 +40,8 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) 
             if f.metadata.get("choices"):
                 kwargs["choices"] = f.metadata["choices"]
                 kwargs.pop("metavar")
-        group.add_argument(config_flag(f.name), **kwargs)
+        aliases = [f"--{old.replace('_', '-')}" for old, name in KEY_ALIASES.items() if name == f.name]
+        group.add_argument(config_flag(f.name), *aliases, **kwargs)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

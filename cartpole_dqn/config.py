@@ -97,8 +97,11 @@ class RunConfig:
     # --- solve protocol (GUIDE section 3) ---
     eval_freq: int = _spec(1000, "training env steps between evaluations (at most 1,000)", ge=1, le=1000)
     eval_episodes: int = _spec(100, "episodes of the deciding greedy evaluation", ge=1)
-    screen_episodes: int = _spec(
-        10, "episodes of the cheap screen before a deciding evaluation (0 = off)", ge=0
+    curve_episodes: int = _spec(
+        10,
+        "an evaluation stops once a pass is impossible; its first N episodes still finish and give "
+        "the eval curve its value (0 = never stop early)",
+        ge=0,
     )
     threshold: float | None = _spec(None, "solve threshold (default: the env spec's reward_threshold)")
     early_stop: bool = _spec(True, "stop training at the first solved evaluation")
@@ -114,12 +117,13 @@ class RunConfig:
         if not isinstance(values, Mapping):
             raise ConfigError(f"{source}: expected a mapping of config keys, got {type(values).__name__}")
         known = {f.name: f for f in dataclasses.fields(cls)}
+        values = _resolve_aliases(values, source)
         for key in values:
             if key not in known:
                 hint = difflib.get_close_matches(str(key), known, n=1)
                 suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
                 raise ConfigError(
-                    f"{source}: unknown key '{key}'{suggestion}; allowed keys: {', '.join(known)}"
+                    f"{source}: unknown key {key!r}{suggestion}; allowed keys: {', '.join(known)}"
                 )
         checked = {name: _check_value(known[name], value, source) for name, value in values.items()}
         config = cls(**checked)
@@ -128,10 +132,10 @@ class RunConfig:
 
     def _check_consistency(self, source: str) -> None:
         if not _DEVICE_PATTERN.match(self.device):
-            raise ConfigError(f"{source}: device must be one of auto, cpu, cuda, cuda:N, got '{self.device}'")
-        if self.screen_episodes > self.eval_episodes:
+            raise ConfigError(f"{source}: device must be one of auto, cpu, cuda, cuda:N, got {self.device!r}")
+        if self.curve_episodes > self.eval_episodes:
             raise ConfigError(
-                f"{source}: screen_episodes ({self.screen_episodes}) must not exceed "
+                f"{source}: curve_episodes ({self.curve_episodes}) must not exceed "
                 f"eval_episodes ({self.eval_episodes})"
             )
         if self.policy != "DuelingMlpPolicy" and self.dueling_stream_arch:
@@ -177,6 +181,24 @@ class RunConfig:
         return kwargs
 
 
+# Old spellings of config keys, still accepted (earlier releases wrote them into config.yaml files).
+KEY_ALIASES = {"screen_episodes": "curve_episodes"}
+
+
+def _resolve_aliases(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The mapping with old key spellings renamed; giving both spellings of one key is an error."""
+    resolved: dict[str, Any] = {}
+    spelled: dict[str, Any] = {}
+    for key, value in values.items():
+        name = KEY_ALIASES.get(key, key) if isinstance(key, str) else key
+        if name in resolved:
+            first, second = sorted([spelled[name], key], key=lambda k: k != name)
+            raise ConfigError(f"{source}: '{second}' and '{first}' are the same key; give only '{first}'")
+        resolved[name] = value
+        spelled[name] = key
+    return resolved
+
+
 def _type_name(annotation: str) -> str:
     return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
         annotation, annotation
@@ -213,7 +235,7 @@ def _check_value(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
             raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
         choices = meta.get("choices")
         if choices and value not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got '{value}'")
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
         return value
     elif annotation == "list[int]":
         if not isinstance(value, (list, tuple)) or any(

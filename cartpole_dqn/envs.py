@@ -19,12 +19,19 @@ EVAL_SEED_OFFSET = 1_000_003
 FINAL_EVAL_SEED_OFFSET = 2_000_029
 
 
+# The most one step can pay, for the envs where it is known (CartPole +1; Acrobot and MountainCar pay
+# -1 per step and 0 at the goal). It lets an evaluation stop once a pass is impossible; envs not
+# listed are always evaluated to the end of every episode.
+MAX_STEP_REWARD = {"CartPole": 1.0, "Acrobot": 0.0, "MountainCar": 0.0}
+
+
 @dataclass(frozen=True)
 class EnvInfo:
     env_id: str
     threshold: float
     max_return: float | None
     max_episode_steps: int | None
+    max_step_reward: float | None = None
 
 
 def check_env(config: RunConfig) -> EnvInfo:
@@ -62,7 +69,8 @@ def check_env(config: RunConfig) -> EnvInfo:
     max_steps = spec.max_episode_steps
     # CartPole's maximum return is its step limit (reward 1 per step); other envs have no known maximum.
     max_return = float(max_steps) if env_id.startswith("CartPole") and max_steps else None
-    return EnvInfo(env_id, float(threshold), max_return, max_steps)
+    step_reward = MAX_STEP_REWARD.get(spec.name) if spec.namespace is None else None
+    return EnvInfo(env_id, float(threshold), max_return, max_steps, step_reward)
 
 
 def make_train_env(config: RunConfig) -> VecEnv:

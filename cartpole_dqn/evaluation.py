@@ -29,8 +29,15 @@ class GreedyPolicy(Protocol):
 
 @dataclass(frozen=True)
 class EvalResult:
+    """Returns of finished greedy episodes.
+
+    ``stopped_early``: the evaluation stopped once passing had become impossible, and ``returns``
+    holds only its first episodes, which still ran to the end (see :class:`PassBound`).
+    """
+
     returns: np.ndarray
     seed: int
+    stopped_early: bool = False
 
     @property
     def episodes(self) -> int:
@@ -53,22 +60,63 @@ class EvalResult:
         return float(np.max(self.returns))
 
 
+@dataclass(frozen=True)
+class PassBound:
+    """When an evaluation may stop: once its mean can no longer reach the threshold.
+
+    All episodes of a batched evaluation start together, so after ``t`` steps every unfinished one
+    can still earn at most ``max_step_reward * (max_episode_steps - t)``. If the finished returns plus
+    that best case stay below ``threshold * episodes``, no continuation passes: stopping then never
+    changes a verdict (it only skips work on evaluations that fail anyway).
+    """
+
+    threshold: float
+    max_step_reward: float
+    max_episode_steps: int
+
+    def pass_impossible(self, returns: np.ndarray, running: np.ndarray, steps_done: int) -> bool:
+        remaining = max(self.max_episode_steps - steps_done, 0)
+        best_total = float(returns.sum()) + int(running.sum()) * self.max_step_reward * remaining
+        needed = self.threshold * returns.size
+        return best_total < needed - 1e-9 * max(1.0, abs(needed))  # a rounding margin, never a false stop
+
+
 def run_greedy_episodes(
-    policy: GreedyPolicy, venv: gym.vector.VectorEnv, seed: int, max_steps: int | None = None
+    policy: GreedyPolicy,
+    venv: gym.vector.VectorEnv,
+    seed: int,
+    max_steps: int | None = None,
+    bound: PassBound | None = None,
+    keep: int = 0,
 ) -> EvalResult:
-    """Play one greedy episode in each sub-env of ``venv`` (reset with ``seed``); return their returns."""
+    """Play one greedy episode in each sub-env of ``venv`` (reset with ``seed``); return their returns.
+
+    With ``bound``, stop as soon as the episodes' mean can no longer reach its threshold; the first
+    ``keep`` episodes still run to the end, and the result holds just those (``stopped_early``).
+    """
     n = venv.num_envs
     act = _greedy_action_fn(policy)
     obs, _ = venv.reset(seed=seed)
     returns = np.zeros(n, dtype=np.float64)
     running = np.ones(n, dtype=bool)
+    wanted = np.ones(n, dtype=bool)  # episodes whose return the result still needs
+    stopped = False
+    actions = np.zeros(n, dtype=np.int64)
     limit = max_steps if max_steps is not None else 100_000
-    for _ in range(limit):
-        obs, rewards, terminated, truncated, _ = venv.step(act(obs).reshape(n))
+    for step in range(1, limit + 1):
+        live = running & wanted
+        actions[:] = 0  # finished sub-envs are reset by the vector env; their action is ignored
+        actions[live] = act(obs if live.all() else obs[live]).reshape(-1)
+        obs, rewards, terminated, truncated, _ = venv.step(actions)
         returns += np.where(running, rewards, 0.0)
         running &= ~(np.asarray(terminated) | np.asarray(truncated))
-        if not running.any():
+        if bound is not None and not stopped and bound.pass_impossible(returns, running, step):
+            stopped = True
+            wanted[keep:] = False
+        if not (running & wanted).any():
             break
+    if stopped:
+        return EvalResult(returns=returns[:keep].copy(), seed=seed, stopped_early=True)
     return EvalResult(returns=returns, seed=seed)
 
 
@@ -89,16 +137,29 @@ def _greedy_action_fn(policy: GreedyPolicy) -> Callable[[np.ndarray], np.ndarray
 
 
 class Evaluator:
-    """Greedy evaluation of ``episodes`` episodes on its own vector env, kept for reuse across calls."""
+    """Greedy evaluation of ``episodes`` episodes on its own vector env, kept for reuse across calls.
 
-    def __init__(self, env_id: str, episodes: int, max_episode_steps: int | None = None) -> None:
+    :param bound: stop an evaluation once a pass is impossible (None: always play every episode)
+    :param keep: episodes that still run to the end after such a stop (their mean is the result)
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        episodes: int,
+        max_episode_steps: int | None = None,
+        bound: PassBound | None = None,
+        keep: int = 0,
+    ) -> None:
         self.episodes = episodes
         self.max_episode_steps = max_episode_steps
+        self.bound = bound
+        self.keep = keep
         self._venv = make_eval_env(env_id, episodes)
 
     def __call__(self, policy: GreedyPolicy, seed: int) -> EvalResult:
         limit = None if self.max_episode_steps is None else self.max_episode_steps + 1
-        return run_greedy_episodes(policy, self._venv, seed, limit)
+        return run_greedy_episodes(policy, self._venv, seed, limit, self.bound, self.keep)
 
     def close(self) -> None:
         self._venv.close()

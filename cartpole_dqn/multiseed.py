@@ -82,6 +82,12 @@ def bootstrap_median_ci(
     return float(low), float(high)
 
 
+def solved_within(run: dict[str, Any], budget: int | None) -> bool:
+    """Solved at a step within the budget (the run's own, else ``budget``): "solved within B"."""
+    limit = run.get("budget", budget)
+    return bool(run["solved"]) and (limit is None or run["steps_to_solve"] <= limit)
+
+
 def summarize(runs: Iterable[dict[str, Any]], budget: int | None = None) -> dict[str, Any]:
     """Solve rate, steps/wall to solve (median, IQR), stays-solved and throughput of one config's runs.
 
@@ -89,11 +95,12 @@ def summarize(runs: Iterable[dict[str, Any]], budget: int | None = None) -> dict
     the solved runs, and ``steps_to_solve_censored`` treats an unsolved run as the full budget.
     """
     runs = list(runs)
-    solved = [r for r in runs if r["solved"]]
+    solved = [r for r in runs if solved_within(r, budget)]
     steps = [float(r["steps_to_solve"]) for r in solved]
     walls = [float(r["wall_to_solve_s"]) for r in solved]
     censored = [
-        float(r["steps_to_solve"]) if r["solved"] else float(budget or r["total_steps"]) for r in runs
+        float(r["steps_to_solve"]) if solved_within(r, budget) else float(budget or r["total_steps"])
+        for r in runs
     ]
 
     def med(xs: list[float]) -> float | None:
@@ -108,6 +115,6 @@ def summarize(runs: Iterable[dict[str, Any]], budget: int | None = None) -> dict
         "steps_to_solve_censored_median": med(censored),
         "wall_median": med(walls),
         "wall_iqr": iqr(walls) if walls else None,
-        "stays_solved": sum(bool(r["stays_solved"]) for r in runs),
+        "stays_solved": sum(bool(r["stays_solved"]) and solved_within(r, budget) for r in runs),
         "steps_per_s_median": med([float(r["steps_per_s"]) for r in runs]),
     }

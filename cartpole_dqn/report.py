@@ -28,10 +28,14 @@ def verdict_lines(
 def training_verdict(results: dict[str, Any]) -> str:
     """The short table printed at the end of ``train``."""
     head = f"{results['env_id']} · seed {results['seed']} · {results['total_steps']:,} env steps"
+    budget = results.get("budget", results["total_steps"])
     if results["solved"]:
-        solved = f"yes, at {results['steps_to_solve']:,} env steps, {results['wall_to_solve_s']:.2f} s wall"
+        solved = (
+            f"yes, at {results['steps_to_solve']:,} env steps (budget {budget:,}), "
+            f"{results['wall_to_solve_s']:.2f} s wall"
+        )
     else:
-        solved = f"no, not within {results['total_steps']:,} env steps"
+        solved = f"no, not within the budget of {budget:,} env steps"
     lines = [head, f"  {'solved':<18}{solved}"]
     lines += verdict_lines(
         "saved model",

@@ -20,10 +20,17 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 from cartpole_dqn.agent import DQNAgent
 from cartpole_dqn.artifacts import RunPaths, write_atomic, write_json
 from cartpole_dqn.callbacks import SolveCallback, SolveState
-from cartpole_dqn.checkpoints import CheckpointCallback, checkpoint_dir, read_state, restore_rng_state
+from cartpole_dqn.checkpoints import (
+    CheckpointCallback,
+    checkpoint_dir,
+    end_episodes_at_the_seam,
+    read_state,
+    restore_best_model,
+    restore_rng_state,
+)
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
-from cartpole_dqn.evaluation import evaluate_policy
+from cartpole_dqn.evaluation import evaluate_policy, is_solved
 from cartpole_dqn.factory import agent_class, build_agent
 
 
@@ -50,20 +57,23 @@ def run_training(
         agent.set_logger(tensorboard_logger(paths.tensorboard_dir))
     else:
         saved = read_state(resume_from)
+        restore_best_model(resume_from, paths.model)
         agent = agent_class(config).load(resume_from / "model.zip", env=env, device=config.device)
         agent.load_replay_buffer(resume_from / "replay_buffer.pkl")
+        assert agent.replay_buffer is not None
+        end_episodes_at_the_seam(agent.replay_buffer)
         restore_rng_state(agent, saved["rng"])  # load() reseeded everything from the seed
+        env.seed(None)  # new start states, drawn from the restored stream (not the run's first ones)
         agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=saved["num_timesteps"]))
     solve = SolveCallback(
-        env_id=config.env_id,
-        threshold=env_info.threshold,
+        env_info,
         eval_freq=config.eval_freq,
         eval_episodes=config.eval_episodes,
-        screen_episodes=config.screen_episodes,
+        curve_episodes=config.curve_episodes,
         eval_seed=config.seed + EVAL_SEED_OFFSET,
+        budget=config.total_timesteps,
         best_model_path=paths.model,
         early_stop=config.early_stop,
-        max_episode_steps=env_info.max_episode_steps,
         on_evaluation=on_evaluation,
         verbose=verbose,
     )
@@ -83,11 +93,6 @@ def run_training(
             progress_bar=progress_bar,
             reset_num_timesteps=resume_from is None,
         )
-        history = solve.state.history
-        ran_to_budget = agent.num_timesteps >= config.total_timesteps
-        last_evaluated = history[-1].step if history else None
-        if ran_to_budget and not solve.state.solved and last_evaluated != agent.num_timesteps:
-            solve.evaluate_now()  # the final policy gets its evaluation too, so a checkpoint always exists
     finally:
         agent.logger.close()
         env.close()
@@ -106,6 +111,7 @@ def run_training(
         "seed": config.seed,
         "threshold": env_info.threshold,
         "max_return": env_info.max_return,
+        "budget": config.total_timesteps,
         "solved": state.solved,
         "steps_to_solve": state.steps_to_solve,
         "wall_to_solve_s": state.wall_to_solve_s,
@@ -122,7 +128,8 @@ def run_training(
         "eval_max": final.max,
         "eval_episodes": final.episodes,
         "final_eval_seed": final_seed,
-        "stays_solved": final.mean >= env_info.threshold,
+        # Stays solved: solved within the budget, and the saved model still passes on fresh seeds.
+        "stays_solved": state.solved and is_solved(final.mean, env_info.threshold),
         "run_name": paths.name,
         "run_dir": str(paths.run_dir.resolve()),
         "model_path": str(paths.model.resolve()),

@@ -25,8 +25,22 @@ from cartpole_dqn.errors import UsageError
 PROG = "python -m cartpole_dqn.tune"
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "none", "halving")
-TRIAL_SEED_BASE = 10_000  # trial n of a sweep with --seed s trains with seed 10,000 * (s + 1) + n
-VALIDATION_SEED_START = 900_000  # --validate-seeds uses seeds no sweep and no benchmark default uses
+# Seeds in three disjoint ranges, by construction: benchmarks start at 1,000 (below the first),
+# trials train on [10,000, 900,000), and --validate-seeds re-trains on 900,000 and up.
+TUNING_SEED_START = 10_000
+VALIDATION_SEED_START = 900_000
+_SWEEP_STRIDE = 10_000  # --seed s starts its trials s * 10,000 further on (wrapping inside the range)
+
+
+def trial_seed(sweep_seed: int, trial_number: int) -> int:
+    """The training seed of trial ``trial_number`` of a sweep run with ``--seed sweep_seed``."""
+    span = VALIDATION_SEED_START - TUNING_SEED_START
+    return TUNING_SEED_START + (sweep_seed * _SWEEP_STRIDE + trial_number) % span
+
+
+def validation_seeds(count: int) -> list[int]:
+    """The seeds ``--validate-seeds`` re-trains the best config on: never a trial's seed."""
+    return list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + count))
 
 
 @dataclass(frozen=True)
@@ -121,7 +135,7 @@ def run_trial(trial: Any, settings: SweepSettings) -> float:
     from cartpole_dqn.search_space import suggest
     from cartpole_dqn.tuning_objective import CurveScore, reward_floor
 
-    seed = TRIAL_SEED_BASE * (settings.seed + 1) + trial.number
+    seed = trial_seed(settings.seed, trial.number)
     config = settings.base.replace(**suggest(trial, settings.space), seed=seed)
     env_info = check_env(config)
     config = config.replace(threshold=env_info.threshold)
@@ -258,26 +272,26 @@ def report(settings: SweepSettings, validate_seeds: int) -> None:
         validate(settings, validate_seeds, env_info.threshold)
 
 
-def validate(settings: SweepSettings, seeds: int, threshold: float) -> None:
+def validate(settings: SweepSettings, count: int, threshold: float) -> None:
     from cartpole_dqn.config import load_config
     from cartpole_dqn.multiseed import RunSpec, run_many, summarize
 
     best = load_config(settings.study_dir / "best.yaml")
+    seeds = validation_seeds(count)
     specs = [
         RunSpec(
             "validate",
-            best.replace(seed=VALIDATION_SEED_START + i),
+            best.replace(seed=seed),
             settings.study_dir / "validation",
             settings.log_dir / "tune" / settings.study_name / "validation",
         )
-        for i in range(seeds)
+        for seed in seeds
     ]
-    runs = run_many(specs, jobs=min(os.cpu_count() or 1, seeds))
+    runs = run_many(specs, jobs=min(os.cpu_count() or 1, count))
     s = summarize(runs, budget=best.total_timesteps)
     steps = "-" if s["steps_median"] is None else f"{s['steps_median']:,.0f}"
-    last = VALIDATION_SEED_START + seeds - 1
     print(
-        f"validation on seeds {VALIDATION_SEED_START}..{last} (never used by the sweep): "
+        f"validation on seeds {seeds[0]}..{seeds[-1]} (never used by the sweep): "
         f"solved {s['solved']}/{s['runs']}, median steps to solve {steps}, "
         f"stays solved {s['stays_solved']}/{s['runs']} (threshold {threshold:g})"
     )

@@ -2,7 +2,8 @@
 
 Objective (maximize), from the solve callback's evaluations of one trial:
 
-- a trial that solves gets ``1 + (1 - steps_to_solve / budget)``: always above 1, higher the sooner;
+- a trial that solves within the budget gets ``1 + (1 - steps_to_solve / budget)``: at least 1,
+  higher the sooner (a solve recorded past the budget is no solve);
 - a trial that does not gets the area under its normalized eval-reward curve, in [0, 1):
   the mean over the ``budget / eval_freq`` evaluation slots of
   ``clip((mean_return - floor) / (threshold - floor), 0, 1)`` (slots not reached count 0).
@@ -51,7 +52,7 @@ class CurveScore:
 
     def value_of(self, steps_to_solve: int | None, eval_means: Sequence[float]) -> float:
         """The value of a trial that solved at ``steps_to_solve`` (None: unsolved) with these evaluations."""
-        if steps_to_solve is not None:
+        if steps_to_solve is not None and steps_to_solve <= self.budget:
             return 1.0 + (1.0 - steps_to_solve / self.budget)
         area = sum(self.normalized(mean) for mean in eval_means) / self.slots
         return min(area, math.nextafter(1.0, 0.0))

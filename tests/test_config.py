@@ -77,7 +77,11 @@ def test_overrides_win_over_the_file(tmp_path: Path) -> None:
         ({"policy": "CnnPolicy"}, "policy must be one of MlpPolicy, DuelingMlpPolicy"),
         ({"activation": "swish"}, "activation must be one of"),
         ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
-        ({"screen_episodes": 200}, "screen_episodes (200) must not exceed eval_episodes (100)"),
+        ({"curve_episodes": 200}, "curve_episodes (200) must not exceed eval_episodes (100)"),
+        (
+            {"screen_episodes": 10, "curve_episodes": 10},
+            "'screen_episodes' and 'curve_episodes' are the same key",
+        ),
         (
             {"policy": "MlpPolicy", "dueling_stream_arch": [8]},
             "dueling_stream_arch is only allowed with policy DuelingMlpPolicy",
@@ -166,3 +170,10 @@ def test_atomic_writes_replace_whole_files_with_ordinary_permissions(tmp_path: P
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp files left behind
+
+
+def test_an_old_screen_episodes_key_still_loads(tmp_path: Path) -> None:
+    """config.yaml files of earlier runs (resumable checkpoints among them) spell it screen_episodes."""
+    path = tmp_path / "old.yaml"
+    path.write_text("screen_episodes: 7\n")
+    assert load_config(path).curve_episodes == 7

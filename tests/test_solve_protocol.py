@@ -51,15 +51,15 @@ class FakeModel:
 
 def protocol_verdict(policy: Any, threshold: float, eval_seed: int) -> bool:
     """Whether the solve callback marks the run solved after one evaluation of ``policy``."""
+    env = check_env(RunConfig(threshold=threshold))
     callback = SolveCallback(
-        env_id="CartPole-v1",
-        threshold=threshold,
+        env,
         eval_freq=1000,
         eval_episodes=100,
-        screen_episodes=10,
+        curve_episodes=10,
         eval_seed=eval_seed,
+        budget=50_000,
         best_model_path=None,
-        max_episode_steps=500,
     )
     model = FakeModel(policy)
     callback.init_callback(model)  # type: ignore[arg-type]
@@ -228,3 +228,41 @@ def test_no_evaluation_runs_on_closed_eval_envs(tmp_path: Path) -> None:
         gym.register(env_id, entry_point=CloseCheckCartPole, max_episode_steps=500, reward_threshold=475.0)
     results = run(tmp_path, env_id=env_id, total_timesteps=1500, learning_starts=10**6, threshold=10**4)
     assert [e["step"] for e in results["evaluations"]] == [1000, 1500]
+
+
+def test_the_best_checkpoint_is_the_earliest_best_ranked_evaluation() -> None:
+    from cartpole_dqn.callbacks import EvalRecord, best_record
+
+    def record(step: int, mean: float, deciding: bool) -> EvalRecord:
+        return EvalRecord(step, 0.0, mean, 0.0, 100 if deciding else 10, deciding)
+
+    history = [record(1000, 480.0, False), record(2000, 120.0, True), record(3000, 450.0, True)]
+    assert best_record(history) == history[2]  # complete evaluations outrank stopped ones
+    history.append(record(4000, 450.0, True))
+    assert best_record(history) == history[2]  # a tie keeps the earlier checkpoint
+    assert best_record([]) is None
+
+
+def test_the_saved_model_is_the_best_ranked_one(tmp_path: Path) -> None:
+    """The callback saves at exactly the evaluations that rank above every earlier one."""
+    policies = {1000: [0, 0, 1, 0], 2000: [0, 0, 0, 1], 3000: [0, 0, 1, 0], 4000: [0, 0, 1, 1]}
+    model = FakeModel(LinearPolicy(policies[1000]))
+    callback = SolveCallback(
+        check_env(RunConfig(threshold=499.0)),  # none of these passes: every evaluation is ranked
+        eval_freq=1000,
+        eval_episodes=100,
+        curve_episodes=10,
+        eval_seed=3,
+        budget=50_000,
+        best_model_path=tmp_path / "model.zip",
+    )
+    callback.init_callback(model)  # type: ignore[arg-type]
+    callback.on_training_start({}, {})
+    for step, weights in policies.items():
+        model.policy = LinearPolicy(weights)
+        model.num_timesteps = callback.num_timesteps = step
+        callback.evaluate_now()
+    means = [r.mean for r in callback.state.history]
+    assert means[1] > means[0] and means[2] == means[0] and means[3] > means[1]  # 43, 197, 43, 488
+    assert model.saved == [1000, 2000, 4000]
+    assert callback.state.best_step == 4000 and not callback.state.solved

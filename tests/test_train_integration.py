@@ -131,7 +131,7 @@ def test_acrobot_short_run_takes_the_threshold_from_its_spec(tmp_path: Path) -> 
         "1000",
         "--eval-episodes",
         "10",
-        "--screen-episodes",
+        "--curve-episodes",
         "0",
         "--run-name",
         "acro",
@@ -177,8 +177,16 @@ def test_tensorboard_event_file_holds_our_scalars(solved_run: tuple[Path, dict[s
     solved_flags = logged["eval/solved"]
     assert solved_flags[-1] == (results["steps_to_solve"], 1.0)
     assert all(v == 0.0 for _, v in solved_flags[:-1])
-    steps = [s for s, _ in logged["eval/mean_reward"]]
-    assert steps == sorted(steps) and len(steps) == len(results["evaluations"])
+    # Complete (deciding) evaluations and evaluations stopped early have separate curves.
+    evaluations = results["evaluations"]
+    deciding = [(e["step"], e["mean"]) for e in evaluations if e["deciding"]]
+    stopped = [(e["step"], e["mean"]) for e in evaluations if not e["deciding"]]
+    assert [(s, pytest.approx(v)) for s, v in deciding] == logged["eval/mean_reward"]
+    assert [(s, pytest.approx(v)) for s, v in stopped] == logged.get("eval/stopped_early_mean_reward", [])
+    assert logged["eval/mean_reward"][-1] == (
+        results["steps_to_solve"],
+        pytest.approx(results["evaluations"][-1]["mean"]),
+    )
     assert logged["eval/mean_reward"][-1][1] >= 475
 
 

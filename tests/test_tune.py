@@ -139,7 +139,7 @@ def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
 
     def settings(learning_rate: float) -> SweepSettings:
         base = RunConfig(
-            total_timesteps=8000, learning_rate=learning_rate, eval_episodes=20, screen_episodes=5
+            total_timesteps=8000, learning_rate=learning_rate, eval_episodes=20, curve_episodes=5
         )
         return SweepSettings(
             base, "prune", 4, "core", "random", "median", 0, store, tmp_path, tmp_path / "tb"

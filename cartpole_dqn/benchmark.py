@@ -14,37 +14,21 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cartpole_dqn.cli import OneLineParser, run_cli
-from cartpole_dqn.config import RunConfig, load_config
+from cartpole_dqn.config import RunConfig, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 
 PROG = "python -m cartpole_dqn.benchmark"
-CONFIG_DIRS = (Path("experiments/configs"), Path(__file__).resolve().parents[1] / "experiments" / "configs")
-DEFAULT_SEED_START = 1000  # tuning trains on 10,000+, its validation on 900,000+; the ablation used 100-209
+DEFAULT_SEED_START = 1000  # below the tuner's seeds (10,000 and up): seeds nobody tuned on
+FLAGS = {"runs_root": "--runs-dir", "log_root": "--log-dir", "results_dir": "--output-dir"}
 
 
-def resolve_config(name: str) -> Path:
-    """A config name (``default`` -> experiments/configs/default.yaml) or a path."""
-    candidate = Path(name)
-    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
-        if not candidate.is_file():
-            raise UsageError(f"config file not found: {name}")
-        return candidate
-    for folder in CONFIG_DIRS:
-        path = folder / f"{name}.yaml"
-        if path.is_file():
-            return path
-    known = sorted({p.stem for folder in CONFIG_DIRS if folder.is_dir() for p in folder.glob("*.yaml")})
-    raise UsageError(f"unknown config '{name}': give a path or one of {', '.join(known)}")
-
-
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog=PROG, description="Multi-seed benchmark of run configs.")
+def build_parser(prog: str = PROG) -> OneLineParser:
+    parser = OneLineParser(prog=prog, description="Multi-seed benchmark of run configs.")
     parser.add_argument(
         "--configs",
         nargs="+",
@@ -71,7 +55,7 @@ def build_parser() -> OneLineParser:
 def load_configs(args: Any) -> dict[str, RunConfig]:
     configs: dict[str, RunConfig] = {}
     for name in args.configs:
-        path = resolve_config(name)
+        path = resolve_config_path(name)
         overrides: dict[str, Any] = {"total_timesteps": args.timesteps or 50_000}
         if args.env is not None:
             overrides.update(env_id=args.env, threshold=None)
@@ -82,138 +66,8 @@ def load_configs(args: Any) -> dict[str, RunConfig]:
     return configs
 
 
-def summarize_all(
-    runs: list[dict[str, Any]], labels: list[str], baseline: str, budget: int, resamples: int
-) -> dict[str, dict[str, Any]]:
-    from cartpole_dqn.multiseed import bootstrap_median_ci, solved_within, summarize
-
-    rng = np.random.default_rng(0)
-    out = {}
-    for label in labels:
-        mine = [r for r in runs if r["label"] == label]
-        s = summarize(mine, budget=budget)
-        steps = [float(r["steps_to_solve"]) for r in mine if solved_within(r, budget)]
-        s["steps_ci95"] = bootstrap_median_ci(steps, rng, resamples) if steps else None
-        out[label] = s
-    base = out[baseline]
-    for s in out.values():
-        s["steps_ratio_vs_baseline"] = _ratio(base["steps_median"], s["steps_median"])
-        s["wall_ratio_vs_baseline"] = _ratio(base["wall_median"], s["wall_median"])
-    return out
-
-
-def _ratio(baseline: float | None, value: float | None) -> float | None:
-    return None if baseline is None or not value else baseline / value
-
-
-def markdown_table(summaries: dict[str, dict[str, Any]], baseline: str, threshold: float) -> str:
-    lines = [
-        f"| config | solved (≤ budget) | stays solved (≥ {threshold:g}) "
-        "| median steps to solve [IQR] (95% CI) | median wall to solve s [IQR] | env steps/s "
-        f"| fewer steps than {baseline} | less wall than {baseline} |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for label, s in summaries.items():
-        if s["steps_median"] is None:
-            steps = wall = "-"
-        else:
-            ci = s["steps_ci95"]
-            steps = (
-                f"{s['steps_median']:,.0f} [{s['steps_iqr'][0]:,.0f}–{s['steps_iqr'][1]:,.0f}] "
-                f"({ci[0]:,.0f}–{ci[1]:,.0f})"
-            )
-            wall = f"{s['wall_median']:.1f} [{s['wall_iqr'][0]:.1f}–{s['wall_iqr'][1]:.1f}]"
-        ratio = lambda r: "-" if r is None else f"{r:.1f}×"  # noqa: E731
-        lines.append(
-            f"| {label} | {s['solved']}/{s['runs']} | {s['stays_solved']}/{s['runs']} | {steps} | {wall} "
-            f"| {s['steps_per_s_median']:.0f} | {ratio(s['steps_ratio_vs_baseline'])} "
-            f"| {ratio(s['wall_ratio_vs_baseline'])} |"
-        )
-    return "\n".join(lines)
-
-
-def curve_grid(runs: list[dict[str, Any]], eval_freq: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eval means on a common step grid, one row per run; a run that stopped holds its last value."""
-    grid = np.arange(eval_freq, budget + 1, eval_freq)
-    rows = []
-    for run in runs:
-        steps = np.array([e["step"] for e in run["evaluations"]], dtype=float)
-        means = np.array([e["mean"] for e in run["evaluations"]], dtype=float)
-        index = np.searchsorted(steps, grid, side="right") - 1
-        rows.append(np.where(index >= 0, means[np.clip(index, 0, None)], np.nan))
-    return grid, np.array(rows)
-
-
-def write_plots(
-    runs: list[dict[str, Any]],
-    labels: list[str],
-    configs: dict[str, RunConfig],
-    threshold: float,
-    max_return: float | None,
-    stem: Path,
-) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from cartpole_dqn.multiseed import solved_within
-
-    paths = []
-    budget = max(c.total_timesteps for c in configs.values())
-    fig, ax = plt.subplots(figsize=(9, 5))
-    last_step = 0
-    for label in labels:
-        mine = [r for r in runs if r["label"] == label]
-        grid, values = curve_grid(mine, configs[label].eval_freq, budget)
-        if not len(values):
-            continue
-        reached = grid <= max(r["total_steps"] for r in mine)
-        last_step = max(last_step, int(grid[reached][-1]) if reached.any() else 0)
-        median = np.nanmedian(values, axis=0)
-        q25, q75 = np.nanpercentile(values, [25, 75], axis=0)
-        line = ax.plot(grid[reached], median[reached], label=f"{label} (median of {len(mine)} seeds)")[0]
-        ax.fill_between(grid[reached], q25[reached], q75[reached], alpha=0.2, color=line.get_color())
-    ax.axhline(threshold, ls="--", color="k", lw=1, label=f"threshold {threshold:g}")
-    if max_return is not None:
-        ax.axhline(max_return, ls="--", color="gray", lw=1, label=f"maximum {max_return:g}")
-    ax.set_xlabel("training env steps")
-    ax.set_ylabel("greedy eval mean return (100 episodes; first 10 if stopped early)")
-    ax.set_title(
-        f"{runs[0]['env_id']}: eval return vs steps (band: IQR over seeds; solved runs hold their value)"
-    )
-    ax.set_xlim(0, max(last_step, 1))
-    ax.legend(loc="lower right", fontsize=8)
-    paths.append(stem.with_name(stem.name + "-curves.png"))
-    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    data = [
-        [r["steps_to_solve"] if solved_within(r, budget) else np.nan for r in runs if r["label"] == label]
-        for label in labels
-    ]
-    ax.boxplot(
-        [[x for x in d if not np.isnan(x)] or [np.nan] for d in data], tick_labels=labels, showfliers=False
-    )
-    rng = np.random.default_rng(0)
-    for i, config_steps in enumerate(data, start=1):
-        solved = [x for x in config_steps if not np.isnan(x)]
-        jitter = i + rng.uniform(-0.12, 0.12, len(solved))
-        ax.scatter(jitter, solved, s=14, alpha=0.7, zorder=3)
-        unsolved = len(config_steps) - len(solved)
-        if unsolved:
-            ax.annotate(f"{unsolved} unsolved", (i, budget), ha="center", fontsize=8)
-    ax.set_ylabel("env steps to solve")
-    ax.set_title("steps to solve per config (each dot a seed)")
-    paths.append(stem.with_name(stem.name + "-steps.png"))
-    fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     for flag, value, low in (
         ("--seeds", args.seeds, 1),
         ("--jobs", args.jobs, 1),
@@ -230,8 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if baseline not in configs:
         raise UsageError(f"--baseline '{baseline}' is not one of --configs ({', '.join(labels)})")
 
-    from cartpole_dqn.envs import check_env
-    from cartpole_dqn.multiseed import RunSpec, run_many
+    from cartpole_dqn.run.envs import check_env
 
     infos = {label: check_env(config) for label, config in configs.items()}
     env_ids = {info.env_id for info in infos.values()}
@@ -240,16 +93,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"configs train different envs ({', '.join(sorted(env_ids))}); pass --env to align them"
         )
     info = next(iter(infos.values()))
+    from cartpole_dqn.run.artifacts import ensure_writable_dir
+
+    ensure_writable_dir(args.output_dir, "results_dir")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    env_slug = info.env_id.replace("/", "-")
-    try:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create --output-dir {args.output_dir}: {exc.strerror}") from None
-    stem = args.output_dir / f"benchmark-{env_slug}-{stamp}"
+    stem = args.output_dir / f"benchmark-{info.env_id.replace('/', '-')}-{stamp}"
     if stem.with_suffix(".json").exists():
         raise UsageError(f"{stem.with_suffix('.json')} already exists; refusing to overwrite it")
     seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    print(
+        f"benchmark {info.env_id}: {len(labels)} configs × {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
+        f"{args.jobs} parallel jobs, 1 torch thread each",
+        flush=True,
+    )
+    record = run_benchmark(args, configs, baseline, seeds, stamp)
+    record["command"] = " ".join([PROG, *(argv if argv is not None else sys.argv[1:])])
+    write_record(record, stem, info.threshold, info.max_return)
+    return 0
+
+
+def run_benchmark(
+    args: Any, configs: dict[str, RunConfig], baseline: str, seeds: list[int], stamp: str
+) -> dict[str, Any]:
+    """Train every (config, seed), reporting each as it finishes; the record that write_record writes."""
+    import numpy as np
+
+    from cartpole_dqn.benchmarking.stats import ratio, solved_within, summarize
+    from cartpole_dqn.run.multiseed import RunSpec, run_many
+    from cartpole_dqn.run.results import RunResult
+
     specs = [
         RunSpec(
             label,
@@ -260,61 +132,77 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in seeds
         for label, config in configs.items()
     ]
-    solved_so_far = {label: [0, 0] for label in labels}
+    solved_so_far = {label: [0, 0] for label in configs}
     start = time.perf_counter()
 
-    def progress(result: dict[str, Any], done: int, total: int) -> None:
-        tally = solved_so_far[result["label"]]
-        tally[0] += bool(result["solved"])
+    def progress(spec: RunSpec, result: RunResult, done: int, total: int) -> None:
+        tally = solved_so_far[spec.label]
+        tally[0] += solved_within(result)
         tally[1] += 1
         what = (
-            f"solved at {result['steps_to_solve']:,} steps, {result['wall_to_solve_s']:.1f} s"
-            if result["solved"]
-            else f"not solved in {result['total_steps']:,} steps"
+            f"solved at {result.steps_to_solve:,} steps, {result.wall_to_solve_s:.1f} s"
+            if solved_within(result)
+            else f"not solved within {result.budget:,} steps"
         )
         board = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in solved_so_far.items())
         print(
-            f"[{done}/{total} {time.perf_counter() - start:5.0f} s] {result['label']} seed {result['seed']}: "
+            f"[{done}/{total} {time.perf_counter() - start:5.0f} s] {spec.label} seed {result.seed}: "
             f"{what} | solved so far: {board}",
             flush=True,
         )
 
-    print(
-        f"benchmark {info.env_id}: {len(labels)} configs × {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
-        f"{args.jobs} parallel jobs, 1 torch thread each",
-        flush=True,
-    )
-    runs = run_many(specs, jobs=args.jobs, on_result=progress)
-    budget = max(c.total_timesteps for c in configs.values())
-    summaries = summarize_all(runs, labels, baseline, budget, args.bootstrap)
-    table = markdown_table(summaries, baseline, info.threshold)
+    results = run_many(specs, jobs=args.jobs, on_result=progress)
+    by_label = {
+        label: [r for spec, r in zip(specs, results, strict=True) if spec.label == label] for label in configs
+    }
+    rng = np.random.default_rng(0)
+    summaries = {label: summarize(runs, rng, args.bootstrap) for label, runs in by_label.items()}
+    base = summaries[baseline]
+    for s in summaries.values():
+        s.steps_ratio_vs_baseline = ratio(base.steps_median, s.steps_median)
+        s.wall_ratio_vs_baseline = ratio(base.wall_median, s.wall_median)
     machine = (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, torch CPU build"
     )
-    record = {
-        "env_id": info.env_id,
-        "threshold": info.threshold,
-        "max_return": info.max_return,
-        "budget": budget,
+    return {
+        "env_id": results[0].env_id,
+        "threshold": results[0].threshold,
+        "max_return": results[0].max_return,
+        "budget": max(c.total_timesteps for c in configs.values()),
         "seeds": seeds,
         "jobs": args.jobs,
         "baseline": baseline,
         "machine": machine,
-        "command": " ".join([PROG, *(argv if argv is not None else sys.argv[1:])]),
         "wall_s": time.perf_counter() - start,
         "configs": {label: config.to_dict() for label, config in configs.items()},
         "summaries": summaries,
-        "runs": runs,
+        "runs": by_label,
     }
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n")
-    plots = write_plots(runs, labels, configs, info.threshold, info.max_return, stem)
+
+
+def write_record(record: dict[str, Any], stem: Path, threshold: float, max_return: float | None) -> None:
+    """The benchmark's JSON (every run), its Markdown table and its plots, next to each other."""
+    from cartpole_dqn.benchmarking.plots import write_plots
+    from cartpole_dqn.benchmarking.tables import markdown_table
+
+    summaries, by_label = record["summaries"], record["runs"]
+    serializable = {
+        **record,
+        "summaries": {label: asdict(s) for label, s in summaries.items()},
+        "runs": [{"label": label, **r.to_dict()} for label, runs in by_label.items() for r in runs],
+    }
+    stem.with_suffix(".json").write_text(json.dumps(serializable, indent=1) + "\n")
+    eval_freqs = {label: config["eval_freq"] for label, config in record["configs"].items()}
+    plots = write_plots(by_label, eval_freqs, record["budget"], threshold, max_return, stem)
+    table = markdown_table(summaries, record["baseline"], threshold)
+    seeds = record["seeds"]
     markdown = (
-        f"# Benchmark: {info.env_id}, {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
-        f"budget {budget:,} steps\n\n"
-        f"Command: `{record['command']}`  \nMachine: {machine}; {args.jobs} runs in parallel, "
-        f"one torch thread each. Solved = first 100-episode greedy evaluation ≥ {info.threshold:g}"
-        + (f" (maximum {info.max_return:g})" if info.max_return is not None else "")
-        + "; unsolved seeds count as not solved, never dropped.\n\n"
+        f"# Benchmark: {record['env_id']}, {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
+        f"budget {record['budget']:,} steps\n\n"
+        f"Command: `{record['command']}`  \nMachine: {record['machine']}; {record['jobs']} runs in parallel, "
+        f"one torch thread each. Solved = first 100-episode greedy evaluation ≥ {threshold:g}"
+        + (f" (maximum {max_return:g})" if max_return is not None else "")
+        + " at a step within the budget; unsolved seeds count as not solved, never dropped.\n\n"
         + table
         + "\n\n"
         + "".join(f"![{p.stem}]({p.name})\n" for p in plots)
@@ -322,8 +210,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stem.with_suffix(".md").write_text(markdown)
     print(table)
     print(f"results: {stem.with_suffix('.json')}, {stem.with_suffix('.md')}, " + ", ".join(map(str, plots)))
-    return 0
+
+
+def cli(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """The command line: ``main`` with one-line errors and exit statuses."""
+    return run_cli(prog, lambda args: main(args, prog), argv, flags=FLAGS)
 
 
 if __name__ == "__main__":
-    sys.exit(run_cli(PROG, main))
+    sys.exit(cli())

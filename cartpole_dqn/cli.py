@@ -1,14 +1,18 @@
-"""Shared command-line plumbing: one-line errors with exit status 2, and flags generated from the config."""
+"""Shared command-line plumbing: one-line errors with exit status 2, and flags generated from the config.
+
+Nothing here imports torch, SB3 or optuna: ``--help`` and every argument or config error answer
+before any heavy import.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from cartpole_dqn.config import KEY_ALIASES, RunConfig, config_flag
+from cartpole_dqn.config import KEY_ALIASES, RunConfig, config_flag, field_kind
 from cartpole_dqn.errors import DivergenceError, UsageError
 
 
@@ -26,20 +30,10 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) 
         if f.name in skip:
             continue
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
-        annotation = str(f.type)
-        if annotation == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif annotation == "int":
-            kwargs.update(type=int, metavar="N")
-        elif annotation in ("float", "float | None"):
-            kwargs.update(type=float, metavar="X")
-        elif annotation == "list[int]":
-            kwargs.update(type=int, nargs="*", metavar="N")
-        else:
-            kwargs["metavar"] = "STR"
-            if f.metadata.get("choices"):
-                kwargs["choices"] = f.metadata["choices"]
-                kwargs.pop("metavar")
+        kwargs.update(field_kind(f).flag)
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+            kwargs.pop("metavar", None)
         aliases = [f"--{old.replace('_', '-')}" for old, name in KEY_ALIASES.items() if name == f.name]
         group.add_argument(config_flag(f.name), *aliases, **kwargs)
 
@@ -53,12 +47,22 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_cli(prog: str, main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
-    """Run ``main``; a user mistake becomes one stderr line and exit 2, divergence one line and exit 1."""
+def run_cli(
+    prog: str,
+    main: Callable[[Sequence[str] | None], int],
+    argv: Sequence[str] | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> int:
+    """Run ``main``; a user mistake becomes one stderr line and exit 2, divergence one line and exit 1.
+
+    :param flags: the flag that sets each input a library error can be ``about`` (e.g.
+        ``{"run_name": "--run-name"}``); the message then names it, as argparse does.
+    """
     try:
         return main(argv)
     except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        flag = (flags or {}).get(exc.about or "")
+        print(f"{prog}: error: {f'argument {flag}: ' if flag else ''}{exc}", file=sys.stderr)
         return 2
     except DivergenceError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)

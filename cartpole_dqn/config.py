@@ -2,17 +2,19 @@
 
 Every value a run depends on lives in :class:`RunConfig`; it is built once at the edge
 (YAML file + command-line overrides), validated there, and trusted everywhere downstream.
-The field metadata (help text, bounds, allowed choices, flag name) is the single source
-for validation, the YAML schema and the ``train`` command-line flags.
+The field metadata (help text, bounds, allowed choices, flag name) and the field kinds below are
+the single source for validation, the YAML schema and the command-line flags. Importing this
+module is cheap (no torch): the CLIs parse and validate before any heavy import.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,15 @@ import yaml
 
 from cartpole_dqn.errors import ConfigError
 
-ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
+# Config name -> torch.nn class name; the networks module builds the classes from this table.
+ACTIVATIONS = {
+    "relu": "ReLU",
+    "tanh": "Tanh",
+    "elu": "ELU",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
 POLICIES = ("MlpPolicy", "DuelingMlpPolicy")
 IMPLEMENTATIONS = ("cartpole_dqn", "sb3")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -70,7 +80,7 @@ class RunConfig:
     # _spec returns a dataclasses.field with a default_factory for lists; ruff cannot see that.
     net_arch: list[int] = _spec([256, 256], "hidden layer sizes (the trunk for dueling)", item_ge=1)  # noqa: RUF009
     dueling_stream_arch: list[int] = _spec([], "hidden layer sizes of each dueling stream", item_ge=1)  # noqa: RUF009
-    activation: str = _spec("relu", "activation function", choices=ACTIVATIONS)
+    activation: str = _spec("relu", "activation function", choices=tuple(ACTIVATIONS))
     # --- DQN hyperparameters passed to SB3 ---
     learning_rate: float = _spec(2.3e-3, "Adam learning rate", gt=0)
     buffer_size: int = _spec(100_000, "replay buffer capacity (transitions)", ge=1)
@@ -168,18 +178,6 @@ class RunConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
-    def policy_kwargs(self) -> dict[str, Any]:
-        """The SB3 ``policy_kwargs`` for this config's network."""
-        from cartpole_dqn.networks import ACTIVATION_CLASSES
-
-        kwargs: dict[str, Any] = {
-            "net_arch": list(self.net_arch),
-            "activation_fn": ACTIVATION_CLASSES[self.activation],
-        }
-        if self.policy == "DuelingMlpPolicy":
-            kwargs["stream_arch"] = list(self.dueling_stream_arch)
-        return kwargs
-
 
 # Old spellings of config keys, still accepted (earlier releases wrote them into config.yaml files).
 KEY_ALIASES = {"screen_episodes": "curve_episodes"}
@@ -199,59 +197,83 @@ def _resolve_aliases(values: Mapping[str, Any], source: str) -> dict[str, Any]:
     return resolved
 
 
-def _type_name(annotation: str) -> str:
-    return {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
-        annotation, annotation
-    )
+@dataclass(frozen=True)
+class FieldKind:
+    """How values of one field type are checked, and how a command-line flag reads them."""
+
+    check: Callable[[dataclasses.Field[Any], Any, str], Any]  # (field, value, where) -> coerced value
+    flag: Mapping[str, Any]  # argparse keyword arguments
+
+
+def _check_bool(f: dataclasses.Field[Any], value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _check_int(f: dataclasses.Field[Any], value: Any, where: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    _check_bounds(where, value, f.metadata)
+    return value
+
+
+def _check_float(f: dataclasses.Field[Any], value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    _check_bounds(where, value, f.metadata)
+    return value
+
+
+def _check_optional_float(f: dataclasses.Field[Any], value: Any, where: str) -> float | None:
+    return None if value is None else _check_float(f, value, where)
+
+
+def _check_str(f: dataclasses.Field[Any], value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _check_int_list(f: dataclasses.Field[Any], value: Any, where: str) -> list[int]:
+    if not isinstance(value, (list, tuple)) or any(
+        isinstance(v, bool) or not isinstance(v, int) for v in value
+    ):
+        raise ConfigError(f"{where} must be a list of integers, got {value!r}")
+    item_ge = f.metadata.get("item_ge")
+    if item_ge is not None and any(v < item_ge for v in value):
+        raise ConfigError(f"{where} entries must be >= {item_ge}, got {list(value)}")
+    if f.name == "net_arch" and not value:
+        raise ConfigError(f"{where} must list at least one hidden layer size, got []")
+    return list(value)
+
+
+# Field type (as annotated on RunConfig) -> its kind; a test checks that every field has one.
+FIELD_KINDS: dict[str, FieldKind] = {
+    "bool": FieldKind(_check_bool, {"action": argparse.BooleanOptionalAction}),
+    "int": FieldKind(_check_int, {"type": int, "metavar": "N"}),
+    "float": FieldKind(_check_float, {"type": float, "metavar": "X"}),
+    "float | None": FieldKind(_check_optional_float, {"type": float, "metavar": "X"}),
+    "str": FieldKind(_check_str, {"metavar": "STR"}),
+    "list[int]": FieldKind(_check_int_list, {"type": int, "nargs": "*", "metavar": "N"}),
+}
+
+
+def field_kind(f: dataclasses.Field[Any]) -> FieldKind:
+    return FIELD_KINDS[str(f.type)]
 
 
 def _check_value(f: dataclasses.Field[Any], value: Any, source: str) -> Any:
     """Coerce one value to its field's type and check its bounds."""
-    annotation = str(f.type)
-    meta = f.metadata
-    where = f"{source}: {f.name}"
-    if annotation == "float | None":
-        if value is None:
-            return None
-        annotation = "float"
-    if annotation == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if annotation == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise ConfigError(f"{where} must be an integer, got {value!r}")
-    elif annotation == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}")
-    elif annotation == "str":
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
-        choices = meta.get("choices")
-        if choices and value not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
-        return value
-    elif annotation == "list[int]":
-        if not isinstance(value, (list, tuple)) or any(
-            isinstance(v, bool) or not isinstance(v, int) for v in value
-        ):
-            raise ConfigError(f"{where} must be a list of integers, got {value!r}")
-        item_ge = meta.get("item_ge")
-        if item_ge is not None and any(v < item_ge for v in value):
-            raise ConfigError(f"{where} entries must be >= {item_ge}, got {list(value)}")
-        if f.name == "net_arch" and not value:
-            raise ConfigError(f"{where} must list at least one hidden layer size, got []")
-        return list(value)
-    else:  # pragma: no cover - a new field type without a checker is a programming error
-        raise TypeError(f"no checker for field type {annotation}")
-    _check_bounds(where, value, meta)
-    return value
+    return field_kind(f).check(f, value, f"{source}: {f.name}")
 
 
 def _check_bounds(where: str, value: float, meta: Mapping[str, Any]) -> None:
@@ -306,7 +328,28 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     return config
 
 
+# Where named configs live: the working folder's experiments/configs, then the checkout's own.
+CONFIG_DIRS = (Path("experiments/configs"), Path(__file__).resolve().parents[1] / "experiments" / "configs")
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A config name (``default`` -> experiments/configs/default.yaml) or a path to a YAML file."""
+    candidate = Path(name)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists() or len(candidate.parts) > 1:
+        if not candidate.exists():
+            raise ConfigError(f"config file not found: {name}")
+        if not candidate.is_file():
+            raise ConfigError(f"config path is not a file: {name}")
+        return candidate
+    for folder in CONFIG_DIRS:
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for folder in CONFIG_DIRS if folder.is_dir() for p in folder.glob("*.yaml")})
+    raise ConfigError(f"unknown config '{name}': give a YAML path or one of {', '.join(known)}")
+
+
 def config_flag(name: str) -> str:
-    """The ``train`` command-line flag of a config field, e.g. ``total_timesteps`` -> ``--timesteps``."""
+    """The command-line flag of a config field, e.g. ``total_timesteps`` -> ``--timesteps``."""
     f = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
     return "--" + (f.metadata.get("flag") or name).replace("_", "-")

@@ -1,14 +1,24 @@
 """Exception types that the command-line front ends turn into one-line messages.
 
-A :class:`UsageError` is the user's mistake (bad flag, bad file, bad value): the CLIs print
-its message on one line and exit with status 2. Anything else is a bug or a runtime fault.
+A :class:`UsageError` is the user's mistake (bad value, bad file, bad folder): the CLIs print its
+message on one line and exit with status 2. Library code words its messages in library terms and
+says which input was wrong in ``about`` (e.g. ``"run_name"``); each CLI names its own flag for it.
+Anything else is a bug or a runtime fault.
 """
 
 from __future__ import annotations
 
 
 class UsageError(Exception):
-    """A mistake in what the user asked for; the message names the bad value and what is allowed."""
+    """A mistake in what the user asked for; the message names the bad value and what is allowed.
+
+    :param about: the input the message is about, in library terms (``"runs_root"``, ``"storage"``,
+        ...), or None; a command-line front end maps it to the flag that set it
+    """
+
+    def __init__(self, message: str, about: str | None = None) -> None:
+        super().__init__(message)
+        self.about = about
 
 
 class ConfigError(UsageError):

@@ -7,20 +7,27 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cartpole_dqn.artifacts import allocate_run, default_run_name
 from cartpole_dqn.cli import OneLineParser, add_config_flags, config_overrides, run_cli
 from cartpole_dqn.config import load_config
-from cartpole_dqn.devices import check_device
-from cartpole_dqn.envs import check_env
 from cartpole_dqn.errors import UsageError
-from cartpole_dqn.report import training_verdict
+from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint
+from cartpole_dqn.run.devices import check_device
+from cartpole_dqn.run.verdict import training_verdict
 
 PROG = "python -m cartpole_dqn.train"
+FLAGS = {
+    "run_name": "--run-name",
+    "runs_root": "--output-dir",
+    "log_root": "--log-dir",
+    "run_dir": "--resume",
+    "threshold": "--threshold",
+    "device": "--device",
+}
 
 
-def build_parser() -> OneLineParser:
+def build_parser(prog: str = PROG) -> OneLineParser:
     parser = OneLineParser(
-        prog=PROG,
+        prog=prog,
         description="Train SB3 DQN (with our plug-ins) on a Gymnasium env until it is solved.",
     )
     parser.add_argument(
@@ -47,10 +54,6 @@ def build_parser() -> OneLineParser:
 
 def resume(args: argparse.Namespace) -> int:
     """Continue the run in ``args.resume`` from its latest checkpoint."""
-    from cartpole_dqn.artifacts import RunPaths
-    from cartpole_dqn.checkpoints import latest_checkpoint, read_state
-    from cartpole_dqn.runner import run_training
-
     conflicts = [
         flag
         for flag, given in (
@@ -62,55 +65,69 @@ def resume(args: argparse.Namespace) -> int:
     ]
     if conflicts:
         raise UsageError(
-            f"--resume continues a run with its saved config; it cannot be combined with "
-            f"{', '.join(conflicts)}"
+            "--resume continues a run with its saved config; it cannot be combined with "
+            + ", ".join(conflicts)
         )
     run_dir: Path = args.resume
     if not run_dir.is_dir():
-        raise UsageError(f"run folder not found: {run_dir}")
+        raise UsageError(f"run folder not found: {run_dir}", about="run_dir")
     if (run_dir / "results.json").exists():
-        raise UsageError(f"run {run_dir} already finished (results.json exists); nothing to resume")
+        raise UsageError(
+            f"run {run_dir} already finished (results.json exists); nothing to resume", about="run_dir"
+        )
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
-        raise UsageError(f"no checkpoint in {run_dir} to resume from")
+        raise UsageError(f"no checkpoint in {run_dir} to resume from", about="run_dir")
     config = load_config(run_dir / "config.yaml")
-    check_device(config.device)
-    env_info = check_env(config)
+
+    from cartpole_dqn.run.checkpoints import read_state
+
     state = read_state(checkpoint)
-    paths = RunPaths(run_dir.name, run_dir, Path(state["tensorboard_dir"]))
-    print(f"resuming {run_dir} at step {state['num_timesteps']:,} of {config.total_timesteps:,}", flush=True)
-    results = run_training(
-        config,
-        env_info,
-        paths,
-        progress_bar=not args.no_progress,
-        verbose=int(args.verbose),
-        resume_from=checkpoint,
+    from cartpole_dqn.run.envs import resolve_env  # gymnasium: once the flags are known good
+
+    config, env = resolve_env(config)
+    check_device(config.device)
+    # The TensorBoard run the checkpoint recorded; a fresh one under --log-dir if that one is gone
+    # (a run folder copied from another machine, say).
+    tensorboard_dir = state.tensorboard_dir
+    if not tensorboard_dir.is_dir():
+        tensorboard_dir = args.log_dir / run_dir.name
+    paths = RunPaths(run_dir.name, run_dir, tensorboard_dir)
+    print(f"resuming {run_dir} at step {state.num_timesteps:,} of {config.total_timesteps:,}", flush=True)
+
+    from cartpole_dqn.run.runner import resume_run
+
+    result = resume_run(
+        config, env, paths, checkpoint, progress_bar=not args.no_progress, verbose=int(args.verbose)
     )
-    print(training_verdict(results))
+    print(training_verdict(result))
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = build_parser(prog).parse_args(argv)
     if args.resume is not None:
         return resume(args)
     config = load_config(args.config, config_overrides(args))
-    check_device(config.device)
-    env_info = check_env(config)
-    config = config.replace(threshold=env_info.threshold)  # the saved config records what decided
+    from cartpole_dqn.run.envs import resolve_env  # gymnasium: once the flags are known good
 
+    config, env = resolve_env(config)
+    check_device(config.device)
     paths = allocate_run(
         args.output_dir, args.log_dir, args.run_name, default_run_name(config.env_id, config.seed)
     )
-    from cartpole_dqn.runner import run_training  # heavy imports only once the input is known good
 
-    results = run_training(
-        config, env_info, paths, progress_bar=not args.no_progress, verbose=int(args.verbose)
-    )
-    print(training_verdict(results))
+    from cartpole_dqn.run.runner import train_new_run  # torch and SB3 only once the input is known good
+
+    result = train_new_run(config, env, paths, progress_bar=not args.no_progress, verbose=int(args.verbose))
+    print(training_verdict(result))
     return 0
 
 
+def cli(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """The command line: ``main`` with one-line errors and exit statuses."""
+    return run_cli(prog, lambda args: main(args, prog), argv, flags=FLAGS)
+
+
 if __name__ == "__main__":
-    sys.exit(run_cli(PROG, main))
+    sys.exit(cli())

@@ -122,7 +122,7 @@ def test_loading_an_nstep_model_does_not_warn(tmp_path: Path) -> None:
 
 def test_the_baseline_implementation_is_stock_sb3() -> None:
     from cartpole_dqn.config import RunConfig
-    from cartpole_dqn.factory import build_agent
+    from cartpole_dqn.dqn.factory import build_agent
 
     env = make_vec_env("CartPole-v1", seed=0)
     stock = build_agent(RunConfig(implementation="sb3", policy="MlpPolicy", net_arch=[8]), env)
@@ -209,7 +209,7 @@ def hand_batch(weights: th.Tensor | None = None) -> Any:
     """Two transitions where vanilla, Double and a swapped Double target all differ."""
     from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-    from cartpole_dqn.buffers import PrioritizedReplayBufferSamples
+    from cartpole_dqn.dqn.buffers import PrioritizedReplayBufferSamples
 
     fields = dict(
         observations=th.tensor([[1.0, 2.0, 0.0, 0.0], [3.0, 1.0, 0.0, 0.0]]),

@@ -28,7 +28,7 @@ TRAIN = "cartpole_dqn.train"
         (["--device", "tpu"], ["device must be one of auto, cpu, cuda"]),
         (["--policy", "CnnPolicy"], ["--policy", "invalid choice: 'CnnPolicy'"]),
         (["--config", "missing.yaml"], ["config file not found: missing.yaml"]),
-        (["--run-name", "../escape"], ["invalid --run-name '../escape'"]),
+        (["--run-name", "../escape"], ["argument --run-name: invalid run name '../escape'"]),
         (["--bogus-flag"], ["unrecognized arguments: --bogus-flag"]),
     ],
 )
@@ -134,7 +134,7 @@ def finished_run(workdir: Path) -> Path:
         ),
         (
             ["cartpole_dqn.train", "--output-dir", "/proc/cartpole-dqn", "--timesteps", "100"],
-            ["--output-dir"],
+            ["argument --output-dir:"],
         ),
         (
             ["cartpole_dqn.export", "experiments/runs/done", "--out", "experiments/runs/done"],

@@ -6,32 +6,61 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cartpole_dqn.benchmark import curve_grid
-from cartpole_dqn.multiseed import bootstrap_median_ci, iqr, summarize
+from cartpole_dqn.benchmarking.plots import curve_grid
+from cartpole_dqn.benchmarking.stats import bootstrap_median_ci, iqr, summarize
+from cartpole_dqn.run.results import RunResult
+from cartpole_dqn.run.solve import EvalRecord
 from tests.conftest import assert_one_line_error, run_module
 
 
-def run(seed: int, solved: bool, steps: int | None, wall: float | None, stays: bool = True) -> dict:
-    return {
-        "seed": seed,
-        "solved": solved,
-        "steps_to_solve": steps,
-        "wall_to_solve_s": wall,
-        "stays_solved": stays,
-        "steps_per_s": 1000.0,
-        "total_steps": steps or 50_000,
-    }
-
-
-def test_iqr_and_median_on_known_inputs() -> None:
-    assert iqr([1, 2, 3, 4, 5]) == (2.0, 4.0)
-    s = summarize(
-        [run(0, True, 1000, 1.0), run(1, True, 3000, 3.0), run(2, False, None, None, stays=False)],
-        budget=50_000,
+def result(
+    seed: int,
+    steps: int | None,
+    wall: float | None = None,
+    stays: bool = True,
+    budget: int = 50_000,
+    evaluations: list[tuple[int, float]] = (),  # type: ignore[assignment]
+) -> RunResult:
+    """A run's result with only the fields the statistics read filled in meaningfully."""
+    return RunResult(
+        **{
+            **dict.fromkeys(
+                ["env_id", "run_name", "run_dir", "model_path", "config_path", "tensorboard_dir"], ""
+            ),
+            **dict.fromkeys(["setup_s", "train_wall_s", "eval_time_s", "eval_mean", "eval_std"], 0.0),
+            **dict.fromkeys(["eval_min", "eval_max"], 0.0),
+        },
+        seed=seed,
+        threshold=475.0,
+        max_return=500.0,
+        budget=budget,
+        solved=steps is not None,
+        steps_to_solve=steps,
+        wall_to_solve_s=wall if steps is not None else None,
+        total_steps=steps or budget,
+        resumed=False,
+        steps_per_s=1000.0,
+        best_step=None,
+        eval_episodes=100,
+        final_eval_seed=0,
+        stays_solved=stays,
+        evaluations=[EvalRecord(step, 0.0, mean, 0.0, 100, True) for step, mean in evaluations],
     )
-    assert (s["runs"], s["solved"], s["stays_solved"]) == (3, 2, 2)
-    assert s["steps_median"] == 2000 and s["wall_median"] == 2.0
-    assert s["steps_to_solve_censored_median"] == 3000  # the unsolved seed counts as the budget, not dropped
+
+
+def test_iqr_and_medians_count_unsolved_seeds_and_only_solves_within_the_budget() -> None:
+    assert iqr([5, 1, 4, 2, 3]) == (2.0, 4.0)
+    s = summarize(
+        [
+            result(0, 1000, 1.0),
+            result(1, 3000, 3.0),
+            result(2, None, stays=False),
+            result(3, 2100, 2.0, budget=2000),  # a solve recorded past its budget is no solve
+        ]
+    )
+    assert (s.runs, s.solved, s.stays_solved) == (4, 2, 2)
+    assert s.steps_median == 2000 and s.wall_median == 2.0
+    assert s.steps_to_solve_censored_median == (2000 + 3000) / 2  # unsolved seeds count as their budget
 
 
 def test_bootstrap_ci_of_the_median_covers_the_true_median_about_95_percent_of_the_time() -> None:
@@ -53,14 +82,8 @@ def test_bootstrap_ci_of_the_median_covers_the_true_median_about_95_percent_of_t
 
 def test_curve_grid_holds_the_last_value_after_a_run_stops() -> None:
     runs = [
-        {"evaluations": [{"step": 1000, "mean": 10.0}, {"step": 2000, "mean": 500.0}]},
-        {
-            "evaluations": [
-                {"step": 1000, "mean": 20.0},
-                {"step": 2000, "mean": 30.0},
-                {"step": 3000, "mean": 40.0},
-            ]
-        },
+        result(0, 2000, evaluations=[(1000, 10.0), (2000, 500.0)]),
+        result(1, None, evaluations=[(1000, 20.0), (2000, 30.0), (3000, 40.0)]),
     ]
     grid, values = curve_grid(runs, 1000, 3000)
     assert grid.tolist() == [1000, 2000, 3000]

@@ -6,7 +6,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import NStepReplayBuffer
 
-from cartpole_dqn.buffers import PrioritizedReplayBuffer
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer
 
 OBS = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
 ACT = spaces.Discrete(3)

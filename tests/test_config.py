@@ -160,7 +160,7 @@ def test_atomic_writes_replace_whole_files_with_ordinary_permissions(tmp_path: P
     import os
     import stat
 
-    from cartpole_dqn.artifacts import write_atomic
+    from cartpole_dqn.run.artifacts import write_atomic
 
     target = tmp_path / "out.json"
     write_atomic(target, "one\n")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch as th
 
-from cartpole_dqn.agent import td_target
-from cartpole_dqn.networks import DuelingHead
+from cartpole_dqn.dqn.agent import td_target
+from cartpole_dqn.dqn.networks import DuelingHead
 
 
 def test_dueling_output_shape_and_mean_advantage_identity() -> None:

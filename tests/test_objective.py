@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpole_dqn.tuning_objective import CurveScore
+from cartpole_dqn.tuning.objective import CurveScore
 
 BUDGET, EVAL_FREQ = 50_000, 1000
 SCORE = CurveScore(BUDGET, EVAL_FREQ, threshold=475.0, floor=0.0)
@@ -49,7 +49,7 @@ def test_non_solvers_are_ranked_by_their_normalized_curve_area() -> None:
 
 def test_tuning_seeds_never_reach_the_validation_seeds() -> None:
     """Disjoint by construction, for any --seed (the old formula reached 900,000 at --seed 89)."""
-    from cartpole_dqn.tune import trial_seed, validation_seeds
+    from cartpole_dqn.tuning.sweep import trial_seed, validation_seeds
 
     validation = set(validation_seeds(20))
     for sweep_seed in [0, 1, 88, 89, 90, 1000, 10**6, 2**31 - 1]:

@@ -102,3 +102,28 @@ def test_readme_python_example_runs(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "dqn_cartpole.zip").is_file()
+
+
+def test_the_layout_section_lists_every_module_and_only_existing_ones() -> None:
+    layout = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    (tree,) = re.findall(r"```text\n(cartpole_dqn/.*?)```", layout, flags=re.S)
+    listed: set[str] = set()
+    folder = ""
+    for line in tree.splitlines()[1:]:
+        name = line.split()[0] if line.strip() else ""
+        if not line.startswith("  ") or line.startswith(" " * 6) or not name:
+            continue  # top-level folders and wrapped description lines
+        if line.startswith("    "):
+            listed.add(f"{folder}{name}")
+        elif name.endswith("/"):
+            folder = name
+        else:
+            folder = ""
+            listed.add(name)
+    package = REPO / "cartpole_dqn"
+    actual = {
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.name != "__init__.py" or p.parent == package
+    }
+    assert listed == actual

@@ -210,7 +210,7 @@ def test_checkpoint_rng_state_round_trips_through_json() -> None:
     from stable_baselines3.common.env_util import make_vec_env
 
     from cartpole_dqn import DQNAgent
-    from cartpole_dqn.checkpoints import restore_rng_state, rng_state
+    from cartpole_dqn.run.checkpoints import restore_rng_state, rng_state
 
     model = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1"), policy_kwargs={"net_arch": [8]})
     saved = json.loads(json.dumps(rng_state(model)))

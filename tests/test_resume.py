@@ -14,12 +14,12 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.save_util import load_from_pkl
 
-from cartpole_dqn.agent import DQNAgent
-from cartpole_dqn.artifacts import RunPaths, allocate_run
 from cartpole_dqn.config import RunConfig
-from cartpole_dqn.envs import EVAL_SEED_OFFSET, check_env
-from cartpole_dqn.evaluation import evaluate_policy
-from cartpole_dqn.runner import run_training
+from cartpole_dqn.dqn.agent import DQNAgent
+from cartpole_dqn.run.artifacts import RunPaths, allocate_run
+from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, check_env
+from cartpole_dqn.run.evaluation import evaluate_policy
+from cartpole_dqn.run.runner import resume_run, train_new_run
 
 
 class SimulatedCrash(Exception):
@@ -92,7 +92,7 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
     n_envs = CONFIG.n_envs
 
     with pytest.raises(SimulatedCrash):
-        run_training(CONFIG, env_info, paths, extra_callbacks=[crash_after_checkpoint(run_dir, 0)])
+        train_new_run(CONFIG, env_info, paths, callback=crash_after_checkpoint(run_dir, 0))
     first = checkpoint_state(run_dir)
     assert first is not None
     seam_step = first["num_timesteps"]
@@ -105,12 +105,12 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
     perfect_controller_model(paths.model)
     resume = RunPaths(paths.name, run_dir, paths.tensorboard_dir)
     with pytest.raises(SimulatedCrash):  # killed again at once, before any evaluation
-        run_training(
+        resume_run(
             CONFIG,
             env_info,
             resume,
-            extra_callbacks=[CrashWhen(lambda step: True)],
-            resume_from=run_dir / "checkpoint",
+            run_dir / "checkpoint",
+            callback=CrashWhen(lambda step: True),
         )
     history = first["solve"]["history"]
     best = max(history, key=lambda r: (r["deciding"], r["mean"]))
@@ -125,12 +125,12 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
     )
 
     with pytest.raises(SimulatedCrash):
-        run_training(
+        resume_run(
             CONFIG,
             env_info,
             resume,
-            extra_callbacks=[crash_after_checkpoint(run_dir, seam_step)],
-            resume_from=run_dir / "checkpoint",
+            run_dir / "checkpoint",
+            callback=crash_after_checkpoint(run_dir, seam_step),
         )
     second = checkpoint_state(run_dir)
     assert second is not None and second["num_timesteps"] > seam_step

@@ -13,12 +13,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stable_baselines3.common.logger import Logger
 
-from cartpole_dqn.artifacts import allocate_run
-from cartpole_dqn.callbacks import SolveCallback
 from cartpole_dqn.config import RunConfig
-from cartpole_dqn.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, check_env
-from cartpole_dqn.evaluation import evaluate_policy
-from cartpole_dqn.runner import run_training
+from cartpole_dqn.run.artifacts import allocate_run
+from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, check_env, resolve_env
+from cartpole_dqn.run.evaluation import evaluate_policy
+from cartpole_dqn.run.runner import train_new_run
+from cartpole_dqn.run.solve import SolveCallback
 
 
 class LinearPolicy:
@@ -98,11 +98,9 @@ def test_protocol_verdict_equals_a_plain_100_episode_evaluation(
 
 def run(tmp_path: Path, name: str = "r", **values: Any) -> dict[str, Any]:
     """One real training run through the runner (what train, tune and benchmark all call)."""
-    config = RunConfig.from_mapping({"net_arch": [16], "checkpoint_every": 0, **values})
-    env_info = check_env(config)
-    config = config.replace(threshold=env_info.threshold)
+    config, env = resolve_env(RunConfig.from_mapping({"net_arch": [16], "checkpoint_every": 0, **values}))
     paths = allocate_run(tmp_path / "runs", tmp_path / "tb", name, name)
-    return run_training(config, env_info, paths)
+    return train_new_run(config, env, paths).to_dict()
 
 
 def test_no_solve_is_recorded_after_the_budget(tmp_path: Path) -> None:
@@ -118,8 +116,8 @@ def test_no_solve_is_recorded_after_the_budget(tmp_path: Path) -> None:
 
 def untrained_means(config: RunConfig) -> tuple[float, float]:
     """The 100-episode greedy means of ``config``'s untrained policy on its eval and final seeds."""
-    from cartpole_dqn.envs import make_train_env
-    from cartpole_dqn.factory import build_agent
+    from cartpole_dqn.dqn.factory import build_agent
+    from cartpole_dqn.run.envs import make_train_env
 
     agent = build_agent(config, make_train_env(config))
     return tuple(  # type: ignore[return-value]
@@ -189,7 +187,7 @@ class SeedSpy:
 def test_eval_seeds_are_separate_from_training_and_final_seeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import cartpole_dqn.evaluation as evaluation
+    import cartpole_dqn.run.evaluation as evaluation
 
     spy = SeedSpy()
     monkeypatch.setattr(evaluation, "make_eval_env", spy.wrap(evaluation.make_eval_env))
@@ -231,7 +229,7 @@ def test_no_evaluation_runs_on_closed_eval_envs(tmp_path: Path) -> None:
 
 
 def test_the_best_checkpoint_is_the_earliest_best_ranked_evaluation() -> None:
-    from cartpole_dqn.callbacks import EvalRecord, best_record
+    from cartpole_dqn.run.solve import EvalRecord, best_record
 
     def record(step: int, mean: float, deciding: bool) -> EvalRecord:
         return EvalRecord(step, 0.0, mean, 0.0, 100 if deciding else 10, deciding)

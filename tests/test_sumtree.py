@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpole_dqn.sumtree import SumTree
+from cartpole_dqn.dqn.sumtree import SumTree
 
 _updates = st.lists(
     st.tuples(st.integers(min_value=0, max_value=36), st.floats(min_value=0, max_value=1e3)),

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.studies import StoreSettings, open_storage
+from cartpole_dqn.tuning.studies import StoreSettings, open_storage
 from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
 
 pytestmark = pytest.mark.slow
@@ -130,8 +130,8 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
 
 def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
     """Trials from a hopeless region (learning rate 1e-7) are pruned against trials that learn."""
-    from cartpole_dqn.studies import open_study
-    from cartpole_dqn.tune import SweepSettings, run_trial
+    from cartpole_dqn.tuning.studies import open_study
+    from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
 
     store = StoreSettings(None, tmp_path / "journal.log")
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1000)
@@ -177,10 +177,10 @@ def test_a_diverging_per_trial_is_pruned_and_the_sweep_goes_on(workdir: Path) ->
     ("args", "needles"),
     [
         (["--trials", "0"], ["--trials must be >= 1"]),
-        (["--storage", "notaurl"], ["malformed --storage URL 'notaurl'"]),
+        (["--storage", "notaurl"], ["argument --storage: malformed storage URL 'notaurl'"]),
         (
             ["--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/nodb"],
-            ["cannot use storage", "127.0.0.1:1"],
+            ["argument --storage: cannot use storage", "127.0.0.1:1"],
         ),
         (["--sampler", "grid"], ["--sampler", "invalid choice: 'grid'"]),
         (["--pruner", "hyperband"], ["--pruner", "invalid choice: 'hyperband'"]),
@@ -218,3 +218,28 @@ def test_optuna_dashboard_wsgi_app_lists_our_study(workdir: Path) -> None:
     assert status[0].startswith("200")
     names = [s["study_name"] for s in json.loads(body)["study_summaries"]]
     assert "dash" in names
+
+
+def test_the_study_records_its_base_config_and_refuses_to_mix_in_others(workdir: Path) -> None:
+    first = run_module("cartpole_dqn.tune", "--trials", "1", *TINY, "--study-name", "rec", cwd=workdir)
+    assert first.returncode == 0, first.stderr
+    study = load(workdir, "rec")
+    assert study.user_attrs["space"] == "core"
+    assert RunConfig.from_mapping(study.user_attrs["base_config"]).total_timesteps == 2000
+
+    # A report run with another budget writes the best.yaml of what the study ran, not of its flags.
+    report = run_module(
+        "cartpole_dqn.tune", "--report", "--study-name", "rec", "--timesteps", "9999", cwd=workdir
+    )
+    assert report.returncode == 0, report.stderr
+    assert load_config(workdir / "experiments" / "tuning" / "rec" / "best.yaml").total_timesteps == 2000
+
+    before = tree_digest(workdir / "experiments" / "tuning")
+    other = ["--trials", "2", "--timesteps", "3000", "--workers", "1", "--study-name", "rec"]
+    refused = run_module("cartpole_dqn.tune", *other, cwd=workdir)
+    assert_one_line_error(refused, "argument --study-name:", "study 'rec' was run with another base config")
+    assert "total_timesteps 2000 -> 3000" in refused.stderr
+    refused = run_module("cartpole_dqn.tune", *TINY, "--space", "full", "--study-name", "rec", cwd=workdir)
+    assert_one_line_error(refused, "another search space 'core' (this run: 'full')")
+    assert tree_digest(workdir / "experiments" / "tuning") == before
+    assert len(load(workdir, "rec").trials) == 1

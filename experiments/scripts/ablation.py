@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cartpole_dqn.benchmarking.stats import summarize
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.multiseed import RunSpec, run_many, summarize
+from cartpole_dqn.run.multiseed import RunSpec, run_many
 
 ZOO = Path(__file__).resolve().parents[1] / "configs" / "sb3_zoo_baseline.yaml"
 
@@ -63,23 +64,20 @@ def main() -> None:
             specs.append(RunSpec(label, config, args.out / stamp / "runs", args.out / stamp / "tb"))
     runs = run_many(specs, jobs=args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"ablation-runs-{stamp}.json").write_text(json.dumps(runs, indent=1))
+    records = [{"label": spec.label, **run.to_dict()} for spec, run in zip(specs, runs, strict=True)]
+    (args.out / f"ablation-runs-{stamp}.json").write_text(json.dumps(records, indent=1))
     print("| variant | solved | stays solved | median steps (IQR) | median wall s (IQR) | steps/s |")
     print("|---|---|---|---|---|---|")
     for name in args.variants:
-        s = summarize([r for r in runs if r["label"] == slug(name)], budget=base.total_timesteps)
+        s = summarize([run for spec, run in zip(specs, runs, strict=True) if spec.label == slug(name)])
         steps = (
             "-"
-            if s["steps_median"] is None
-            else f"{s['steps_median']:,.0f} ({s['steps_iqr'][0]:,.0f}–{s['steps_iqr'][1]:,.0f})"
+            if s.steps_iqr is None
+            else f"{s.steps_median:,.0f} ({s.steps_iqr[0]:,.0f}–{s.steps_iqr[1]:,.0f})"
         )
-        wall = (
-            "-"
-            if s["wall_median"] is None
-            else f"{s['wall_median']:.1f} ({s['wall_iqr'][0]:.1f}–{s['wall_iqr'][1]:.1f})"
-        )
-        rate = f"{s['solved']}/{s['runs']} | {s['stays_solved']}/{s['runs']}"
-        print(f"| {name} | {rate} | {steps} | {wall} | {s['steps_per_s_median']:.0f} |")
+        wall = "-" if s.wall_iqr is None else f"{s.wall_median:.1f} ({s.wall_iqr[0]:.1f}–{s.wall_iqr[1]:.1f})"
+        rate = f"{s.solved}/{s.runs} | {s.stays_solved}/{s.runs}"
+        print(f"| {name} | {rate} | {steps} | {wall} | {s.steps_per_s_median:.0f} |")
 
 
 if __name__ == "__main__":

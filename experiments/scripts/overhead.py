@@ -25,9 +25,9 @@ import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
-from cartpole_dqn.agent import DQNAgent
-from cartpole_dqn.buffers import PrioritizedReplayBuffer
 from cartpole_dqn.config import load_config
+from cartpole_dqn.dqn.agent import DQNAgent
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer
 
 ZOO = Path(__file__).resolve().parents[1] / "configs" / "sb3_zoo_baseline.yaml"
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cartpole_dqn.run.results import RunResult
 
 
 def verdict_lines(
@@ -25,30 +28,30 @@ def verdict_lines(
     return lines
 
 
-def training_verdict(results: dict[str, Any]) -> str:
+def training_verdict(result: RunResult) -> str:
     """The short table printed at the end of ``train``."""
-    head = f"{results['env_id']} · seed {results['seed']} · {results['total_steps']:,} env steps"
-    budget = results.get("budget", results["total_steps"])
-    if results["solved"]:
+    head = f"{result.env_id} · seed {result.seed} · {result.total_steps:,} env steps"
+    if result.solved:
+        assert result.steps_to_solve is not None and result.wall_to_solve_s is not None
         solved = (
-            f"yes, at {results['steps_to_solve']:,} env steps (budget {budget:,}), "
-            f"{results['wall_to_solve_s']:.2f} s wall"
+            f"yes, at {result.steps_to_solve:,} env steps (budget {result.budget:,}), "
+            f"{result.wall_to_solve_s:.2f} s wall"
         )
     else:
-        solved = f"no, not within the budget of {budget:,} env steps"
+        solved = f"no, not within the budget of {result.budget:,} env steps"
     lines = [head, f"  {'solved':<18}{solved}"]
     lines += verdict_lines(
         "saved model",
-        results["eval_mean"],
-        results["eval_std"],
-        results["eval_episodes"],
-        results["threshold"],
-        results.get("max_return"),
-        results.get("eval_min"),
-        results.get("eval_max"),
+        result.eval_mean,
+        result.eval_std,
+        result.eval_episodes,
+        result.threshold,
+        result.max_return,
+        result.eval_min,
+        result.eval_max,
     )
-    stays = "yes" if results["stays_solved"] else "no"
-    lines.append(f"  {'stays solved':<18}{stays} (fresh eval seeds {results['final_eval_seed']}+)")
-    lines.append(f"  {'throughput':<18}{results['steps_per_s']:.0f} env steps/s (training, evals excluded)")
-    lines.append(f"  {'artifacts':<18}{results['run_dir']}")
+    stays = "yes" if result.stays_solved else "no"
+    lines.append(f"  {'stays solved':<18}{stays} (fresh eval seeds {result.final_eval_seed}+)")
+    lines.append(f"  {'throughput':<18}{result.steps_per_s:.0f} env steps/s (training, evals excluded)")
+    lines.append(f"  {'artifacts':<18}{result.run_dir}")
     return "\n".join(lines)

@@ -1,18 +1,24 @@
-"""Environment checks and construction: training envs for SB3, vectorized envs for evaluation."""
+"""Environment checks and construction: training envs for SB3, vectorized envs for evaluation.
+
+Checking an env needs only gymnasium; SB3 (and with it torch) is imported where a training env
+is built, so the command lines can refuse a bad env id at once.
+"""
 
 from __future__ import annotations
 
 import difflib
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 from gymnasium import spaces
-from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import VecEnv
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.vec_env import VecEnv
 
 # Eval and final re-evaluation envs are seeded away from the training envs (GUIDE section 3).
 EVAL_SEED_OFFSET = 1_000_003
@@ -65,7 +71,9 @@ def check_env(config: RunConfig) -> EnvInfo:
         env.close()
     threshold = config.threshold if config.threshold is not None else spec.reward_threshold
     if threshold is None:
-        raise ConfigError(f"env '{env_id}' has no reward_threshold in its spec; pass --threshold")
+        raise ConfigError(
+            f"env '{env_id}' has no reward_threshold in its spec; set a threshold", about="threshold"
+        )
     max_steps = spec.max_episode_steps
     # CartPole's maximum return is its step limit (reward 1 per step); other envs have no known maximum.
     max_return = float(max_steps) if env_id.startswith("CartPole") and max_steps else None
@@ -73,8 +81,17 @@ def check_env(config: RunConfig) -> EnvInfo:
     return EnvInfo(env_id, float(threshold), max_return, max_steps, step_reward)
 
 
+def resolve_env(config: RunConfig) -> tuple[RunConfig, EnvInfo]:
+    """Check the config's env and fix its threshold (the spec's, unless the config sets one), so the
+    config a run saves records what decided it."""
+    info = check_env(config)
+    return config.replace(threshold=info.threshold), info
+
+
 def make_train_env(config: RunConfig) -> VecEnv:
     """The SB3 training env: ``n_envs`` copies in a DummyVecEnv, seeded with ``config.seed``."""
+    from stable_baselines3.common.env_util import make_vec_env
+
     return make_vec_env(config.env_id, n_envs=config.n_envs, seed=config.seed)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -16,7 +17,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from cartpole_dqn.envs import make_eval_env
+from cartpole_dqn.run.envs import make_eval_env
 
 
 class GreedyPolicy(Protocol):
@@ -179,3 +180,25 @@ def evaluate_policy(
 def is_solved(mean_return: float, threshold: float) -> bool:
     """The solve criterion: the deciding evaluation's mean return reaches the threshold."""
     return mean_return >= threshold
+
+
+def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> int:
+    """Render one greedy episode to an animated GIF; returns the number of frames written."""
+    import gymnasium as gym
+    import imageio.v3 as iio
+
+    env = gym.make(env_id, render_mode="rgb_array")
+    try:
+        obs, _ = env.reset(seed=seed)
+        frames: list[Any] = [env.render()]
+        done = False
+        while not done:
+            action, _ = policy.predict(obs[None], deterministic=True)
+            obs, _, terminated, truncated, _ = env.step(int(np.asarray(action).reshape(-1)[0]))
+            frames.append(env.render())
+            done = terminated or truncated
+    finally:
+        env.close()
+    images = [np.asarray(f)[::2, ::2] for f in frames if f is not None]  # half size: a smaller file
+    iio.imwrite(path, np.stack(images), extension=".gif", duration=1000 / fps, loop=0)
+    return len(images)

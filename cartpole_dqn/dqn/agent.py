@@ -17,9 +17,9 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
-from cartpole_dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from cartpole_dqn.dqn.policies import DuelingDQNPolicy
 from cartpole_dqn.errors import DivergenceError
-from cartpole_dqn.policies import DuelingDQNPolicy
 
 
 def td_target(

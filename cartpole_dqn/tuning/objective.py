@@ -20,8 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cartpole_dqn.callbacks import SolveState
+if TYPE_CHECKING:
+    from cartpole_dqn.run.solve import SolveState
 
 
 def reward_floor(threshold: float, max_episode_steps: int | None) -> float:

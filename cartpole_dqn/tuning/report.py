@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from cartpole_dqn.artifacts import write_atomic
 from cartpole_dqn.config import RunConfig
-from cartpole_dqn.search_space import overrides_from_params
+from cartpole_dqn.errors import UsageError
+from cartpole_dqn.run.artifacts import write_atomic
+from cartpole_dqn.tuning.space import overrides_from_params
+
+if TYPE_CHECKING:
+    from cartpole_dqn.tuning.sweep import SweepSettings
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
@@ -110,3 +115,77 @@ def write_summary(study: optuna.Study, folder: Path, base: RunConfig) -> dict[st
     }
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def recorded_base_config(study: optuna.Study, fallback: RunConfig) -> RunConfig:
+    """The base config the study's trials ran with (recorded when it was created), else ``fallback``
+    (studies made before that was recorded)."""
+    recorded = study.user_attrs.get("base_config")
+    if recorded is None:
+        return fallback
+    return RunConfig.from_mapping(recorded, source=f"study {study.study_name}")
+
+
+def report(settings: SweepSettings, validate_seeds: int) -> None:
+    """Print the top trials; write best.yaml, summary.json and plots; optionally validate the best."""
+    from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.tuning.studies import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(settings.store)
+    try:
+        study = optuna.load_study(study_name=settings.study_name, storage=storage)
+    except KeyError:
+        raise UsageError(
+            f"no study named '{settings.study_name}' in {settings.store.description}", about="study_name"
+        ) from None
+    base = recorded_base_config(study, settings.base)
+    env_info = check_env(base)
+    counts = state_counts(study)
+    print(
+        f"study {study.study_name} ({settings.store.description}): "
+        f"{counts['complete'] + counts['pruned']} finished ({counts['complete']} complete, "
+        f"{counts['pruned']} pruned), {counts['fail']} failed, {counts['running']} running, "
+        f"{counts['waiting']} waiting"
+    )
+    if counts["complete"] == 0:
+        print("no completed trial yet: nothing to rank")
+        return
+    print(top_table(study, env_info.threshold, env_info.max_return))
+    summary = write_summary(study, settings.study_dir, base)
+    plots = write_plots(study, settings.study_dir / "plots")
+    print(
+        f"best trial {summary['best_trial']} (value {summary['best_value']:.4f}): "
+        f"{settings.study_dir / 'best.yaml'}"
+    )
+    for plot in plots:
+        print(f"plot: {plot}")
+    if validate_seeds > 0:
+        validate(settings, validate_seeds, env_info.threshold)
+
+
+def validate(settings: SweepSettings, count: int, threshold: float) -> None:
+    """Re-train best.yaml on ``count`` seeds no trial used, and print how it does."""
+    from cartpole_dqn.benchmarking.stats import summarize
+    from cartpole_dqn.config import load_config
+    from cartpole_dqn.run.multiseed import RunSpec, run_many
+    from cartpole_dqn.tuning.sweep import validation_seeds
+
+    best = load_config(settings.study_dir / "best.yaml")
+    seeds = validation_seeds(count)
+    specs = [
+        RunSpec(
+            "validate",
+            best.replace(seed=seed),
+            settings.study_dir / "validation",
+            settings.log_dir / "tune" / settings.study_name / "validation",
+        )
+        for seed in seeds
+    ]
+    s = summarize(run_many(specs, jobs=min(os.cpu_count() or 1, count)))
+    steps = "-" if s.steps_median is None else f"{s.steps_median:,.0f}"
+    print(
+        f"validation on seeds {seeds[0]}..{seeds[-1]} (never used by the sweep): "
+        f"solved {s.solved}/{s.runs}, median steps to solve {steps}, "
+        f"stays solved {s.stays_solved}/{s.runs} (threshold {threshold:g})"
+    )

@@ -9,15 +9,27 @@ import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import VecEnv
 
-from cartpole_dqn.agent import DQNAgent
-from cartpole_dqn.buffers import PrioritizedReplayBuffer
 from cartpole_dqn.config import RunConfig
+from cartpole_dqn.dqn.agent import DQNAgent
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer
+from cartpole_dqn.dqn.networks import ACTIVATION_CLASSES
 
 
 def _adam_kwargs() -> dict[str, Any]:
     """Fused Adam where this torch has it: one kernel per step instead of a Python loop over tensors
     (about 12% of a CartPole gradient step on CPU)."""
     return {"fused": True} if "fused" in inspect.signature(th.optim.Adam).parameters else {}
+
+
+def policy_kwargs(config: RunConfig) -> dict[str, Any]:
+    """The SB3 ``policy_kwargs`` for ``config``'s network."""
+    kwargs: dict[str, Any] = {
+        "net_arch": list(config.net_arch),
+        "activation_fn": ACTIVATION_CLASSES[config.activation],
+    }
+    if config.policy == "DuelingMlpPolicy":
+        kwargs["stream_arch"] = list(config.dueling_stream_arch)
+    return kwargs
 
 
 def agent_kwargs(config: RunConfig) -> dict[str, Any]:
@@ -42,9 +54,9 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
         exploration_final_eps=config.exploration_final_eps,
         n_steps=config.n_steps,
         max_grad_norm=config.max_grad_norm,
-        policy_kwargs=config.policy_kwargs()
+        policy_kwargs=policy_kwargs(config)
         if stock
-        else {**config.policy_kwargs(), "optimizer_kwargs": _adam_kwargs()},
+        else {**policy_kwargs(config), "optimizer_kwargs": _adam_kwargs()},
         seed=config.seed,
         device=config.device,
     )

@@ -15,6 +15,21 @@ from cartpole_dqn.errors import UsageError
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
+CHECKPOINT = "checkpoint"
+BEST_MODEL = "best_model.zip"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return run_dir / CHECKPOINT
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run (the previous one if a swap was interrupted)."""
+    for candidate in (run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.old"):
+        if (candidate / "state.json").is_file():
+            return candidate
+    return None
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -42,32 +57,26 @@ def default_run_name(env_id: str, seed: int) -> str:
     return f"{slug}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def allocate_run(output_dir: Path, log_dir: Path, run_name: str | None, default_name: str) -> RunPaths:
-    """Create ``<output_dir>/<name>`` and reserve ``<log_dir>/<name>`` for a new run.
+def allocate_run(runs_root: Path, log_root: Path, run_name: str | None, default_name: str) -> RunPaths:
+    """Create ``<runs_root>/<name>`` and reserve ``<log_root>/<name>`` for a new run.
 
     An explicit ``run_name`` that is already taken is refused; a default name gets a numeric suffix.
     """
     if run_name is not None and not _RUN_NAME.match(run_name):
         raise UsageError(
-            f"invalid --run-name '{run_name}': use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
+            f"invalid run name {run_name!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit",
+            about="run_name",
         )
-    for directory, flag in ((output_dir, "--output-dir"), (log_dir, "--log-dir")):
-        if directory.exists() and not directory.is_dir():
-            raise UsageError(f"{flag} {directory} exists and is not a directory")
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UsageError(f"cannot create {flag} {directory}: {exc.strerror}") from None
-        if not os.access(directory, os.W_OK | os.X_OK):
-            raise UsageError(f"{flag} {directory} is not writable")
+    for directory, about in ((runs_root, "runs_root"), (log_root, "log_root")):
+        ensure_writable_dir(directory, about)
     candidates = (
         [run_name]
         if run_name is not None
         else [default_name] + [f"{default_name}-{i}" for i in range(2, 1000)]
     )
     for name in candidates:
-        run_dir, tb_dir = output_dir / name, log_dir / name
+        run_dir, tb_dir = runs_root / name, log_root / name
         if tb_dir.exists():
             continue
         try:
@@ -75,13 +84,28 @@ def allocate_run(output_dir: Path, log_dir: Path, run_name: str | None, default_
         except FileExistsError:
             continue
         except OSError as exc:
-            raise UsageError(f"cannot create run folder {run_dir}: {exc.strerror}") from None
+            raise UsageError(
+                f"cannot create run folder {run_dir}: {exc.strerror}", about="runs_root"
+            ) from None
         return RunPaths(name, run_dir, tb_dir)
     if run_name is not None:
         raise UsageError(
-            f"run name '{run_name}' is already used in {output_dir} or {log_dir}; choose another --run-name"
+            f"run name '{run_name}' is already used in {runs_root} or {log_root}; choose another",
+            about="run_name",
         )
     raise UsageError(f"could not find a free run name starting with '{default_name}'")  # pragma: no cover
+
+
+def ensure_writable_dir(directory: Path, about: str) -> None:
+    """Create ``directory`` if needed; refuse one that is a file or not writable."""
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} exists and is not a folder", about=about)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create folder {directory}: {exc.strerror}", about=about) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise UsageError(f"folder {directory} is not writable", about=about)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -67,9 +67,12 @@ def open_storage(settings: StoreSettings) -> BaseStorage:
             backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
             return optuna.storages.JournalStorage(backend)
         except OSError as exc:
-            raise UsageError(f"cannot use the study journal {path}: {exc.strerror or exc}") from None
+            raise UsageError(
+                f"cannot use the study journal {path}: {exc.strerror or exc}", about="journal"
+            ) from None
         except Exception as exc:
-            raise UsageError(f"study journal {path} is unreadable: {str(exc).splitlines()[0]}") from None
+            reason = str(exc).splitlines()[0]
+            raise UsageError(f"study journal {path} is unreadable: {reason}", about="journal") from None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -77,7 +80,8 @@ def open_storage(settings: StoreSettings) -> BaseStorage:
         parsed = make_url(settings.url)
     except (ArgumentError, ValueError):
         raise UsageError(
-            f"malformed --storage URL '{settings.url}': expected e.g. postgresql+psycopg2://user:pass@host/db"
+            f"malformed storage URL '{settings.url}': expected e.g. postgresql+psycopg2://user:pass@host/db",
+            about="storage",
         ) from None
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() in ("postgresql", "mysql"):
@@ -94,7 +98,7 @@ def open_storage(settings: StoreSettings) -> BaseStorage:
             )
     except Exception as exc:
         reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"cannot use storage {redact(settings.url)}: {reason}") from None
+        raise UsageError(f"cannot use storage {redact(settings.url)}: {reason}", about="storage") from None
 
 
 def open_study(
@@ -118,8 +122,9 @@ def open_study(
     if study.directions != [optuna.study.StudyDirection.MAXIMIZE]:
         directions = ", ".join(d.name.lower() for d in study.directions)
         raise UsageError(
-            f"study '{name}' already exists with direction {directions}; the tuner maximizes. "
-            "Choose another --study-name"
+            f"study '{name}' already exists with direction {directions}; the tuner maximizes: "
+            "choose another study name",
+            about="study_name",
         )
     return study
 

@@ -8,9 +8,10 @@ schedule, n-step, network size and the plug-ins. Ranges are centred on the defau
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:
+    import optuna
 
 SPACES = ("core", "full")
 

@@ -7,19 +7,24 @@ stop, training ends there. An evaluation may stop as soon as a pass has become i
 shortcut: it never changes a verdict); its first ``curve_episodes`` episodes still run to the end
 and give the curve its value. The best checkpoint is saved whenever an evaluation ranks above all
 earlier ones. Training never runs past the budget (SB3 would finish its ``train_freq`` chunk).
+
+Composition follows SB3's ``EvalCallback``: a ``callback_after_eval`` child runs after every
+evaluation and can stop training (the tuner's pruning); the run's checkpointing is a child too,
+called at rollout starts. Children read the protocol's state from ``self.parent``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 
-from cartpole_dqn.envs import EnvInfo
-from cartpole_dqn.evaluation import EvalResult, Evaluator, PassBound, is_solved
+from cartpole_dqn.run.envs import EnvInfo
+from cartpole_dqn.run.evaluation import EvalResult, Evaluator, PassBound, is_solved
 
 
 @dataclass
@@ -60,7 +65,7 @@ class SolveState:
         return None if best is None else best.step
 
 
-class SolveCallback(BaseCallback):
+class SolveCallback(EventCallback):
     """Periodic greedy evaluation, best checkpoint, solve detection, early stop and the budget.
 
     :param env: the env (id, threshold, step limit, per-step reward bound) to evaluate on, in a
@@ -77,8 +82,9 @@ class SolveCallback(BaseCallback):
     :param early_stop: stop training at the first solved evaluation
     :param start_time: ``time.perf_counter()`` value that wall-to-solve counts from
         (default: the start of ``learn()``, so one-off process setup such as imports is not counted)
-    :param on_evaluation: called after every evaluation with the solve state; returning False stops
-        training (the tuner reports to Optuna and prunes through this)
+    :param callback_after_eval: called after every evaluation (``on_step``); returning False stops
+        training. It reads the evaluations from ``self.parent.state``.
+    :param checkpoint: called at every rollout start, to checkpoint the run with this protocol's state
     """
 
     def __init__(
@@ -93,11 +99,14 @@ class SolveCallback(BaseCallback):
         best_model_path: Path | None,
         early_stop: bool = True,
         start_time: float | None = None,
-        on_evaluation: Callable[[SolveState], bool] | None = None,
+        callback_after_eval: BaseCallback | None = None,
+        checkpoint: BaseCallback | None = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(verbose)
-        self.on_evaluation = on_evaluation
+        super().__init__(callback_after_eval, verbose)
+        self.checkpoint = checkpoint
+        if checkpoint is not None:
+            checkpoint.parent = self
         self.threshold = env.threshold
         self.eval_freq = eval_freq
         self.eval_seed = eval_seed
@@ -130,12 +139,23 @@ class SolveCallback(BaseCallback):
         self.start_time = time.perf_counter() - elapsed_s
         self._restored = True
 
+    def init_callback(self, model: Any) -> None:
+        super().init_callback(model)
+        if self.checkpoint is not None:
+            self.checkpoint.init_callback(self.model)
+
     def _on_training_start(self) -> None:
-        if self._restored:
-            return
-        if self.start_time is None:
-            self.start_time = time.perf_counter()
-        self._next_eval = self.num_timesteps + self.eval_freq
+        if not self._restored:
+            if self.start_time is None:
+                self.start_time = time.perf_counter()
+            self._next_eval = self.num_timesteps + self.eval_freq
+        super()._on_training_start()
+        if self.checkpoint is not None:
+            self.checkpoint.on_training_start(self.locals, self.globals)
+
+    def _on_rollout_start(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint.on_rollout_start()
 
     def _on_step(self) -> bool:
         at_budget = self.num_timesteps >= self.budget
@@ -178,7 +198,7 @@ class SolveCallback(BaseCallback):
             print(
                 f"step {step}: eval mean {record.mean:.1f} ± {record.std:.1f} ({record.episodes} ep, {kind})"
             )
-        keep_going = self.on_evaluation(self.state) if self.on_evaluation is not None else True
+        keep_going = self._on_event()
         return keep_going and not (self.state.solved and self.early_stop)
 
     def _record(self, result: EvalResult, step: int, wall: float) -> EvalRecord:
@@ -188,3 +208,7 @@ class SolveCallback(BaseCallback):
 
     def _on_training_end(self) -> None:
         self._evaluator.close()
+        if self.callback is not None:
+            self.callback.on_training_end()
+        if self.checkpoint is not None:
+            self.checkpoint.on_training_end()

@@ -17,7 +17,7 @@ from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from cartpole_dqn.sumtree import SumTree
+from cartpole_dqn.dqn.sumtree import SumTree
 
 _PER_ENV_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 

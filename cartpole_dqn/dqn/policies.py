@@ -9,7 +9,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from cartpole_dqn.networks import DuelingHead
+from cartpole_dqn.dqn.networks import DuelingHead
 
 
 class DuelingQNetwork(QNetwork):

@@ -13,7 +13,7 @@ import json
 import os
 import random
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,44 +23,35 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from cartpole_dqn.callbacks import EvalRecord, SolveCallback, SolveState
 from cartpole_dqn.errors import UsageError
-
-CHECKPOINT = "checkpoint"
-BEST_MODEL = "best_model.zip"
-
-
-def checkpoint_dir(run_dir: Path) -> Path:
-    return run_dir / CHECKPOINT
+from cartpole_dqn.run.artifacts import BEST_MODEL, CHECKPOINT, checkpoint_dir
+from cartpole_dqn.run.solve import EvalRecord, SolveCallback, SolveState
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint of a run (the previous one if a swap was interrupted)."""
-    for candidate in (run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.old"):
-        if (candidate / "state.json").is_file():
-            return candidate
-    return None
-
-
-class CheckpointCallback(BaseCallback):
+class RunCheckpointCallback(BaseCallback):
     """Every ``every`` env steps (at the next rollout start), atomically replace ``<run>/checkpoint/``.
 
-    At a rollout start SB3 has stored the last step's transition and run the training phase that
-    follows it, so a resume from here continues exactly where ``learn()``'s loop stood.
+    A child of the run's :class:`~cartpole_dqn.run.solve.SolveCallback` (its ``checkpoint``), whose
+    state, schedule, clock and best model it saves with the model and the replay buffer. At a
+    rollout start SB3 has stored the last step's transition and run the training phase that follows
+    it, so a resume from here continues exactly where ``learn()``'s loop stood.
 
     :param run_dir: the run folder
     :param every: env steps between checkpoints
-    :param solve: the run's solve callback, whose state (and best model) is saved with the model
     :param tensorboard_dir: recorded so that a resume keeps writing to the same TensorBoard run
     """
 
-    def __init__(self, run_dir: Path, every: int, solve: SolveCallback, tensorboard_dir: Path) -> None:
+    def __init__(self, run_dir: Path, every: int, tensorboard_dir: Path) -> None:
         super().__init__()
         self.run_dir = run_dir
         self.every = every
-        self.solve = solve
         self.tensorboard_dir = tensorboard_dir
         self._next = every
+
+    @property
+    def solve(self) -> SolveCallback:
+        assert isinstance(self.parent, SolveCallback), "a RunCheckpointCallback is a SolveCallback's child"
+        return self.parent
 
     def _on_training_start(self) -> None:
         self._next = (self.num_timesteps // self.every + 1) * self.every
@@ -155,17 +146,36 @@ def restore_rng_state(model: Any, state: dict[str, Any]) -> None:
     model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
-def read_state(checkpoint: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CheckpointState:
+    """``state.json`` of a checkpoint: where the run stood when it was taken."""
+
+    num_timesteps: int
+    elapsed_s: float  # the wall-to-solve clock
+    next_eval: int
+    solve: SolveState
+    tensorboard_dir: Path
+    rng: dict[str, Any]
+
+
+def read_state(checkpoint: Path) -> CheckpointState:
+    """Read a checkpoint's state.json (also those of 0.1.0, whose solve state had more keys)."""
     try:
         state: dict[str, Any] = json.loads((checkpoint / "state.json").read_text())
         solve = state["solve"]
-        state["solve"] = SolveState(
-            solved=solve["solved"],
-            steps_to_solve=solve["steps_to_solve"],
-            wall_to_solve_s=solve["wall_to_solve_s"],
-            eval_time_s=solve["eval_time_s"],
-            history=[EvalRecord(**r) for r in solve["history"]],
+        return CheckpointState(
+            num_timesteps=int(state["num_timesteps"]),
+            elapsed_s=float(state["elapsed_s"]),
+            next_eval=int(state["next_eval"]),
+            solve=SolveState(
+                solved=solve["solved"],
+                steps_to_solve=solve["steps_to_solve"],
+                wall_to_solve_s=solve["wall_to_solve_s"],
+                eval_time_s=solve["eval_time_s"],
+                history=[EvalRecord(**r) for r in solve["history"]],
+            ),
+            tensorboard_dir=Path(state["tensorboard_dir"]),
+            rng=state["rng"],
         )
-        return state
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"checkpoint {checkpoint} is unreadable: {exc}") from None
+        raise UsageError(f"checkpoint {checkpoint} is unreadable: {exc}", about="run_dir") from None

@@ -1,0 +1,1 @@
+"""Benchmark tooling: statistics over seeds, the Markdown table and the plots of ``benchmark``."""

@@ -1,0 +1,91 @@
+"""Statistics over the seeds of one config: solve rate, medians with IQR, a bootstrap CI.
+
+Unsolved seeds are never dropped: they count in the solve rate, and the censored median counts
+them as the full budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cartpole_dqn.run.results import RunResult
+
+
+def solved_within(result: RunResult) -> bool:
+    """Solved at a step within the run's budget: the only "solved" any summary counts."""
+    return result.solved and result.steps_to_solve is not None and result.steps_to_solve <= result.budget
+
+
+def iqr(values: Sequence[float]) -> tuple[float, float]:
+    """The 25th and 75th percentiles."""
+    q25, q75 = np.percentile(np.asarray(values, dtype=float), [25, 75])
+    return float(q25), float(q75)
+
+
+def bootstrap_median_ci(
+    values: Sequence[float], rng: np.random.Generator, resamples: int = 10_000, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the median."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return float("nan"), float("nan")
+    draws = rng.choice(data, size=(resamples, data.size), replace=True)
+    medians = np.median(draws, axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(medians, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+@dataclass
+class Summary:
+    """One config's runs, summarized."""
+
+    runs: int
+    solved: int
+    stays_solved: int
+    seeds: list[int]
+    steps_median: float | None  # over the solved seeds
+    steps_iqr: tuple[float, float] | None
+    steps_to_solve_censored_median: float  # unsolved seeds counted as the budget
+    wall_median: float | None
+    wall_iqr: tuple[float, float] | None
+    steps_per_s_median: float
+    steps_ci95: tuple[float, float] | None = None
+    steps_ratio_vs_baseline: float | None = None
+    wall_ratio_vs_baseline: float | None = None
+
+
+def summarize(
+    results: Sequence[RunResult], rng: np.random.Generator | None = None, resamples: int = 10_000
+) -> Summary:
+    """Solve rate, steps/wall to solve (median, IQR; with ``rng``, a bootstrap CI of the median
+    steps), stays-solved and throughput of one config's runs."""
+    solved = [r for r in results if solved_within(r)]
+    steps = [float(r.steps_to_solve) for r in solved if r.steps_to_solve is not None]
+    walls = [float(r.wall_to_solve_s) for r in solved if r.wall_to_solve_s is not None]
+    censored = [float(r.steps_to_solve) if solved_within(r) else float(r.budget) for r in results]  # type: ignore[arg-type]
+    return Summary(
+        runs=len(results),
+        solved=len(solved),
+        stays_solved=sum(r.stays_solved and solved_within(r) for r in results),
+        seeds=[r.seed for r in results],
+        steps_median=_median(steps),
+        steps_iqr=iqr(steps) if steps else None,
+        steps_to_solve_censored_median=float(np.median(censored)) if censored else float("nan"),
+        wall_median=_median(walls),
+        wall_iqr=iqr(walls) if walls else None,
+        steps_per_s_median=float(np.median([r.steps_per_s for r in results])) if results else float("nan"),
+        steps_ci95=bootstrap_median_ci(steps, rng, resamples) if rng is not None and steps else None,
+    )
+
+
+def _median(values: list[float]) -> float | None:
+    return float(np.median(values)) if values else None
+
+
+def ratio(baseline: float | None, value: float | None) -> float | None:
+    """How many times less ``value`` is than ``baseline`` (None when either is missing)."""
+    return None if baseline is None or not value else baseline / value

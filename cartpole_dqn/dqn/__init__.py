@@ -1,0 +1,24 @@
+"""The SB3 plug-ins: what users import to get Double-DQN, dueling networks and prioritized replay.
+
+Each is an SB3 extension through SB3's own seams, so every SB3 tool keeps working with them:
+
+- :class:`DQNAgent`: SB3 ``DQN`` with a Double-DQN target and prioritized-replay weights (``train``).
+- :class:`DuelingDQNPolicy` (alias ``"DuelingMlpPolicy"``): dueling Q-networks (``make_q_net``).
+- :class:`PrioritizedReplayBuffer`: a ``ReplayBuffer`` subclass sampling through a :class:`SumTree`.
+- :mod:`cartpole_dqn.dqn.factory`: a :class:`~cartpole_dqn.config.RunConfig` -> SB3 agent.
+"""
+
+from cartpole_dqn.dqn.agent import DQNAgent, td_target
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from cartpole_dqn.dqn.policies import DuelingDQNPolicy, DuelingQNetwork
+from cartpole_dqn.dqn.sumtree import SumTree
+
+__all__ = [
+    "DQNAgent",
+    "DuelingDQNPolicy",
+    "DuelingQNetwork",
+    "PrioritizedReplayBuffer",
+    "PrioritizedReplayBufferSamples",
+    "SumTree",
+    "td_target",
+]

@@ -1,0 +1,206 @@
+"""One training run end to end: config -> agent -> ``learn()`` with the solve protocol -> results.
+
+``train``, ``tune`` and ``benchmark`` all run through :func:`train_new_run` (and ``train --resume``
+through :func:`resume_run`); there is no other training loop.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import torch as th
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+
+from cartpole_dqn.config import RunConfig
+from cartpole_dqn.dqn.factory import agent_class, build_agent
+from cartpole_dqn.run.artifacts import RunPaths, write_atomic
+from cartpole_dqn.run.checkpoints import (
+    CheckpointState,
+    RunCheckpointCallback,
+    checkpoint_dir,
+    end_episodes_at_the_seam,
+    read_state,
+    restore_best_model,
+    restore_rng_state,
+)
+from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
+from cartpole_dqn.run.evaluation import evaluate_policy, is_solved
+from cartpole_dqn.run.results import RunResult
+from cartpole_dqn.run.solve import SolveCallback
+
+VERSIONED = ("stable-baselines3", "torch", "gymnasium", "numpy")
+
+
+def train_new_run(
+    config: RunConfig,
+    env: EnvInfo,
+    paths: RunPaths,
+    *,
+    progress_bar: bool = False,
+    verbose: int = 0,
+    callback: BaseCallback | None = None,
+    callback_after_eval: BaseCallback | None = None,
+) -> RunResult:
+    """Train a new run, save its best checkpoint and config, re-evaluate the checkpoint, write results.
+
+    :param callback: any SB3 callback, run beside the protocol (as ``learn(callback=...)``)
+    :param callback_after_eval: run after every evaluation; returning False stops training
+    """
+    th.set_num_threads(config.torch_threads)
+    start = time.perf_counter()
+    write_atomic(paths.config, config.to_yaml())
+    agent = build_agent(config, make_train_env(config))
+    agent.set_logger(tensorboard_logger(paths.tensorboard_dir))
+    solve = solve_callback(config, env, paths, verbose, callback_after_eval)
+    learn(agent, solve, config.total_timesteps, True, progress_bar, callback)
+    assert solve.start_time is not None
+    return finish(config, env, paths, agent, solve, setup_s=solve.start_time - start, resumed=False)
+
+
+def resume_run(
+    config: RunConfig,
+    env: EnvInfo,
+    paths: RunPaths,
+    checkpoint: Path,
+    *,
+    progress_bar: bool = False,
+    verbose: int = 0,
+    callback: BaseCallback | None = None,
+    callback_after_eval: BaseCallback | None = None,
+) -> RunResult:
+    """Continue a run from its checkpoint, to the end of its budget, as :func:`train_new_run` would."""
+    th.set_num_threads(config.torch_threads)
+    saved = read_state(checkpoint)
+    restore_best_model(checkpoint, paths.model)
+    agent = load_checkpointed_agent(config, checkpoint, saved)
+    agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=saved.num_timesteps))
+    solve = solve_callback(config, env, paths, verbose, callback_after_eval)
+    solve.restore(saved.solve, saved.next_eval, saved.elapsed_s)
+    remaining = max(config.total_timesteps - saved.num_timesteps, 0)
+    learn(agent, solve, remaining, False, progress_bar, callback)
+    return finish(config, env, paths, agent, solve, setup_s=0.0, resumed=True)
+
+
+def load_checkpointed_agent(config: RunConfig, checkpoint: Path, saved: CheckpointState) -> BaseAlgorithm:
+    """The checkpointed agent with its replay buffer and random streams, ready to continue."""
+    train_env = make_train_env(config)
+    agent = agent_class(config).load(checkpoint / "model.zip", env=train_env, device=config.device)
+    agent.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    assert agent.replay_buffer is not None
+    end_episodes_at_the_seam(agent.replay_buffer)  # the envs start new episodes here
+    restore_rng_state(agent, saved.rng)  # load() reseeded everything from the seed
+    train_env.seed(None)  # new start states, drawn from the restored stream (not the run's first ones)
+    return agent
+
+
+def solve_callback(
+    config: RunConfig, env: EnvInfo, paths: RunPaths, verbose: int, callback_after_eval: BaseCallback | None
+) -> SolveCallback:
+    """The run's protocol, with checkpointing as its child when the config asks for it."""
+    checkpoint = (
+        RunCheckpointCallback(paths.run_dir, config.checkpoint_every, paths.tensorboard_dir)
+        if config.checkpoint_every > 0
+        else None
+    )
+    return SolveCallback(
+        env,
+        eval_freq=config.eval_freq,
+        eval_episodes=config.eval_episodes,
+        curve_episodes=config.curve_episodes,
+        eval_seed=config.seed + EVAL_SEED_OFFSET,
+        budget=config.total_timesteps,
+        best_model_path=paths.model,
+        early_stop=config.early_stop,
+        callback_after_eval=callback_after_eval,
+        checkpoint=checkpoint,
+        verbose=verbose,
+    )
+
+
+def learn(
+    agent: BaseAlgorithm,
+    solve: SolveCallback,
+    steps: int,
+    fresh: bool,
+    progress_bar: bool,
+    callback: BaseCallback | None,
+) -> None:
+    callbacks: BaseCallback = solve if callback is None else CallbackList([solve, callback])
+    try:
+        agent.learn(steps, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=fresh)
+    finally:
+        agent.logger.close()
+        assert agent.env is not None
+        agent.env.close()
+
+
+def finish(
+    config: RunConfig,
+    env: EnvInfo,
+    paths: RunPaths,
+    agent: BaseAlgorithm,
+    solve: SolveCallback,
+    setup_s: float,
+    resumed: bool,
+) -> RunResult:
+    """Re-evaluate the saved model on fresh seeds, write results.json, drop the checkpoint."""
+    from cartpole_dqn.run.models import load_model
+
+    train_wall = solve.elapsed()
+    best = load_model(paths.model)
+    final_seed = config.seed + FINAL_EVAL_SEED_OFFSET
+    final = evaluate_policy(
+        best.policy, config.env_id, config.eval_episodes, final_seed, env.max_episode_steps
+    )
+    state = solve.state
+    result = RunResult(
+        env_id=config.env_id,
+        seed=config.seed,
+        threshold=env.threshold,
+        max_return=env.max_return,
+        budget=config.total_timesteps,
+        solved=state.solved,
+        steps_to_solve=state.steps_to_solve,
+        wall_to_solve_s=state.wall_to_solve_s,
+        total_steps=int(agent.num_timesteps),
+        setup_s=setup_s,
+        train_wall_s=train_wall,
+        resumed=resumed,
+        eval_time_s=state.eval_time_s,
+        steps_per_s=agent.num_timesteps / max(train_wall - state.eval_time_s, 1e-9),
+        best_step=state.best_step,
+        eval_mean=final.mean,
+        eval_std=final.std,
+        eval_min=final.min,
+        eval_max=final.max,
+        eval_episodes=final.episodes,
+        final_eval_seed=final_seed,
+        stays_solved=state.solved and is_solved(final.mean, env.threshold),
+        run_name=paths.name,
+        run_dir=str(paths.run_dir.resolve()),
+        model_path=str(paths.model.resolve()),
+        config_path=str(paths.config.resolve()),
+        tensorboard_dir=str(paths.tensorboard_dir.resolve()),
+        evaluations=list(state.history),
+        versions={pkg: version(pkg) for pkg in VERSIONED},
+    )
+    write_atomic(paths.results, result.to_json())
+    shutil.rmtree(checkpoint_dir(paths.run_dir), ignore_errors=True)  # finished: results.json replaces it
+    return result
+
+
+def tensorboard_logger(folder: Path, purge_step: int | None = None) -> Logger:
+    """SB3's TensorBoard logger; with ``purge_step``, events at or after that step from an interrupted
+    earlier session are hidden, so a resumed run's curves have no duplicated steps."""
+    output = TensorBoardOutputFormat(str(folder))
+    if purge_step is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        output.writer.close()
+        output.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
+    return Logger(folder=str(folder), output_formats=[output])

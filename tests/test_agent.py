@@ -31,13 +31,55 @@ def parameters(model: DQN) -> list[th.Tensor]:
     return [p.detach().clone() for p in model.policy.parameters()]
 
 
+def flushing_denormals(train: Any) -> Any:
+    """Stock SB3's update under the same float setting DQNAgent.train uses (denormals flushed)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        th.set_flush_denormal(True)
+        try:
+            return train(*args, **kwargs)
+        finally:
+            th.set_flush_denormal(False)
+
+    return run
+
+
 @pytest.mark.parametrize("n_steps", [1, 3])
-def test_vanilla_update_is_exactly_sb3s(n_steps: int) -> None:
-    stock = DQN("MlpPolicy", make_vec_env("CartPole-v1", seed=3), n_steps=n_steps, **SMALL).learn(600)
-    ours = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1", seed=3), n_steps=n_steps, **SMALL).learn(600)
+@pytest.mark.parametrize("fused", [False, True], ids=["single-tensor-adam", "fused-adam"])
+def test_vanilla_update_is_exactly_sb3s(n_steps: int, fused: bool) -> None:
+    """With plug-ins off, our fast update (explicit passes, flat Adam) is stock SB3's update, bit for
+    bit, given the same Adam kernel: torch's default single-tensor one, or its fused one (our default)."""
+    adam = {"optimizer_kwargs": {"fused": fused}}
+    kwargs = {**SMALL, "policy_kwargs": {**SMALL["policy_kwargs"], **adam}}
+    stock = DQN("MlpPolicy", make_vec_env("CartPole-v1", seed=3), n_steps=n_steps, **kwargs)
+    stock.train = flushing_denormals(stock.train)  # type: ignore[method-assign]
+    stock.learn(600)
+    ours = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1", seed=3), n_steps=n_steps, **kwargs).learn(600)
+    assert ours._explicit is not None  # the fast path ran
     assert ours._n_updates == stock._n_updates > 0
     for a, b in zip(parameters(stock), parameters(ours), strict=True):
         assert th.equal(a, b)
+
+
+def test_the_default_fast_update_tracks_stock_sb3_as_users_run_it() -> None:
+    """Against stock SB3 exactly as users run it (torch's default Adam, no flushing), our default
+    (fused Adam) differs only by the kernels' rounding: after 256 updates the parameters agree to
+    1e-4 relative, and the greedy actions on 1,000 states, and the experience collected between the
+    two training phases by the once-trained policies, are the same.
+    Tolerance, not bits: the fused kernel rounds the Adam step differently (a few 1e-9)."""
+    zoo = dict(learning_starts=1000, train_freq=256, gradient_steps=128, target_update_interval=10, seed=7)
+    kwargs: dict[str, Any] = {**zoo, "policy_kwargs": {"net_arch": [64, 64]}, "device": "cpu"}
+    stock = DQN("MlpPolicy", make_vec_env("CartPole-v1", seed=7), **kwargs).learn(1280)
+    ours = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1", seed=7), **kwargs).learn(1280)
+    assert ours._n_updates == stock._n_updates == 256
+    for a, b in zip(parameters(stock), parameters(ours), strict=True):
+        th.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    probes = np.random.default_rng(0).normal(size=(1000, 4)).astype(np.float32)
+    np.testing.assert_array_equal(
+        ours.predict(probes, deterministic=True)[0], stock.predict(probes, deterministic=True)[0]
+    )
+    assert stock.replay_buffer is not None and ours.replay_buffer is not None
+    np.testing.assert_array_equal(ours.replay_buffer.observations, stock.replay_buffer.observations)
 
 
 def test_double_q_changes_the_update() -> None:
@@ -285,3 +327,124 @@ def test_priorities_change_exactly_at_the_sampled_slots() -> None:
     np.testing.assert_allclose(after[[3, 7]], expected, rtol=1e-6)
     untouched = np.setdiff1d(np.arange(len(after)), [3, 7])
     np.testing.assert_array_equal(after[untouched], before[untouched])
+
+
+# --- the fast update's parts, each against what it replaces ---
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_flat_adam_is_torchs_adam_bit_for_bit_and_shares_its_state_dicts(fused: bool) -> None:
+    import copy
+
+    from cartpole_dqn.dqn.optim import FlatAdam
+
+    th.manual_seed(0)
+    net = th.nn.Sequential(th.nn.Linear(4, 32), th.nn.ReLU(), th.nn.Linear(32, 2))
+    ref = copy.deepcopy(net)
+    flat = FlatAdam(net.parameters(), lr=1e-2, weight_decay=1e-3, fused=fused)
+    torch_adam = th.optim.Adam(ref.parameters(), lr=1e-2, weight_decay=1e-3, fused=fused or None)
+    for _ in range(25):
+        x = th.randn(16, 4)
+        for model, optimizer in ((net, flat), (ref, torch_adam)):
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+    for a, b in zip(net.parameters(), ref.parameters(), strict=True):
+        assert th.equal(a, b)
+    # Its state dict loads into torch's Adam, and torch's into it: the steps then continue alike.
+    again = FlatAdam(copy.deepcopy(ref).parameters(), lr=1e-2, weight_decay=1e-3, fused=fused)
+    again.load_state_dict(torch_adam.state_dict())
+    assert again.step_count.item() == 25
+    th.testing.assert_close(again.flat_exp_avg_sq, flat.flat_exp_avg_sq, rtol=0, atol=0)
+    other = th.optim.Adam(copy.deepcopy(net).parameters(), lr=1e-2)
+    other.load_state_dict(flat.state_dict())
+    assert all(
+        th.equal(other.state[p]["exp_avg"], flat.state[q]["exp_avg"])
+        for p, q in zip(other.param_groups[0]["params"], flat.params, strict=True)
+    )
+
+
+def test_a_full_run_never_imports_torch_dynamo(tmp_path: Path) -> None:
+    """torch.optim's dynamo-disabling wrappers import torch._dynamo (~1.3 s) on first use; ours avoid them."""
+    code = (
+        "import sys\n"
+        "from stable_baselines3.common.env_util import make_vec_env\n"
+        "from cartpole_dqn import DQNAgent\n"
+        "agent = DQNAgent('DuelingMlpPolicy', make_vec_env('CartPole-v1'), learning_starts=100, "
+        "policy_kwargs={'net_arch': [16]})\n"
+        f"agent.learn(400).save(r'{tmp_path / 'm.zip'}')\n"
+        f"DQNAgent.load(r'{tmp_path / 'm.zip'}')\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "elu", "leaky_relu", "gelu", "silu"])
+@pytest.mark.parametrize(
+    ("policy", "extra"),
+    [
+        ("MlpPolicy", {}),
+        ("DuelingMlpPolicy", {"stream_arch": []}),
+        ("DuelingMlpPolicy", {"stream_arch": [8]}),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True], ids=["mean-loss", "per-weighted-loss"])
+def test_explicit_passes_give_autograds_gradients_bit_for_bit(
+    activation: str, policy: str, extra: dict[str, Any], weighted: bool
+) -> None:
+    from torch.nn import functional as F
+
+    from cartpole_dqn.dqn.explicit import explicit_network
+    from cartpole_dqn.dqn.networks import ACTIVATION_CLASSES
+
+    th.manual_seed(1)
+    agent = DQNAgent(
+        policy,
+        make_vec_env("CartPole-v1"),
+        policy_kwargs={"net_arch": [16, 12], "activation_fn": ACTIVATION_CLASSES[activation], **extra},
+    )
+    q_net = agent.q_net
+    x, y, w = th.randn(32, 4), th.randn(32, 1), th.rand(32, 1)
+    actions = th.randint(0, 2, (32, 1))
+    q = q_net(x).gather(1, actions)
+    loss = (w * F.smooth_l1_loss(q, y, reduction="none")).mean() if weighted else F.smooth_l1_loss(q, y)
+    q_net.zero_grad(set_to_none=True)
+    loss.backward()
+    expected = [p.grad.clone() for p in q_net.parameters()]
+    grads = [th.full_like(p, float("nan")) for p in q_net.parameters()]  # every one must be written
+    net = explicit_network(q_net, grads)
+    assert net is not None
+    with th.no_grad():
+        q_all = net.forward(x, keep=True)
+        q = q_all.gather(1, actions)
+        one = th.ones(())
+        if weighted:
+            grad_q = th.ops.aten.smooth_l1_loss_backward(one.expand_as(q) / q.numel() * w, q, y, 0, 1.0)
+        else:
+            grad_q = th.ops.aten.smooth_l1_loss_backward(one, q, y, 1, 1.0)
+        net.backward(th.zeros_like(q_all).scatter_add_(1, actions, grad_q))
+    for a, b in zip(expected, grads, strict=True):
+        assert th.equal(a, b)
+
+
+def test_unknown_networks_fall_back_to_autograd() -> None:
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    class Tanhed(BaseFeaturesExtractor):
+        def __init__(self, space: Any) -> None:
+            super().__init__(space, features_dim=4)
+
+        def forward(self, obs: th.Tensor) -> th.Tensor:
+            return th.tanh(obs)
+
+    agent = DQNAgent(
+        "MlpPolicy",
+        make_vec_env("CartPole-v1"),
+        learning_starts=50,
+        policy_kwargs={"net_arch": [8], "features_extractor_class": Tanhed},
+    )
+    before = parameters(agent)
+    agent.learn(200)
+    assert agent._explicit is None and agent._n_updates > 0
+    assert not all(th.equal(a, b) for a, b in zip(before, parameters(agent), strict=True))

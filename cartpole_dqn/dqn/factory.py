@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-import torch as th
 from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -13,12 +11,6 @@ from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.agent import DQNAgent
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer
 from cartpole_dqn.dqn.networks import ACTIVATION_CLASSES
-
-
-def _adam_kwargs() -> dict[str, Any]:
-    """Fused Adam where this torch has it: one kernel per step instead of a Python loop over tensors
-    (about 12% of a CartPole gradient step on CPU)."""
-    return {"fused": True} if "fused" in inspect.signature(th.optim.Adam).parameters else {}
 
 
 def policy_kwargs(config: RunConfig) -> dict[str, Any]:
@@ -35,10 +27,9 @@ def policy_kwargs(config: RunConfig) -> dict[str, Any]:
 def agent_kwargs(config: RunConfig) -> dict[str, Any]:
     """The SB3 ``DQN`` constructor arguments for ``config`` (plug-in ones included).
 
-    ``implementation: sb3`` gets stock SB3's arguments only (its default Adam), so a baseline
-    config runs exactly what SB3 users run.
+    ``implementation: sb3`` builds stock SB3 ``DQN`` (its default Adam), so a baseline config runs
+    exactly what SB3 users run; ours gets :class:`~cartpole_dqn.dqn.optim.FlatAdam` from DQNAgent.
     """
-    stock = config.implementation == "sb3"
     kwargs: dict[str, Any] = dict(
         learning_rate=config.learning_rate,
         buffer_size=config.buffer_size,
@@ -54,9 +45,7 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
         exploration_final_eps=config.exploration_final_eps,
         n_steps=config.n_steps,
         max_grad_norm=config.max_grad_norm,
-        policy_kwargs=policy_kwargs(config)
-        if stock
-        else {**policy_kwargs(config), "optimizer_kwargs": _adam_kwargs()},
+        policy_kwargs=policy_kwargs(config),
         seed=config.seed,
         device=config.device,
     )

@@ -1,0 +1,173 @@
+"""The forward and backward passes of our Q-networks written out, with the kernels autograd uses.
+
+For a Q-network this small, a gradient step's time is mostly framework overhead, not arithmetic:
+module calls, autograd's graph, and its engine. :class:`ExplicitQNetwork` runs the same ATen
+kernels autograd would (``addmm`` forward; ``mm``, ``sum`` and each activation's own backward
+kernel such as ``threshold_backward``), in the same order, into preallocated gradient buffers: the
+gradients are bitwise those of ``loss.backward()`` (a test checks it for every activation, plain
+and dueling), at a fraction of the overhead. Networks it does not know (custom feature extractors,
+other layers) return None from :func:`explicit_network`, and the agent keeps using autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch as th
+from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.dqn.policies import QNetwork
+from torch import nn
+from torch.nn import functional as F
+
+from cartpole_dqn.dqn.networks import DuelingHead
+
+aten = th.ops.aten
+
+# Each activation: its forward, and its backward from (grad, input, output) as autograd computes it.
+Backward = Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor]
+ACTIVATIONS: dict[type[nn.Module], tuple[Callable[[th.Tensor], th.Tensor], Backward]] = {
+    nn.ReLU: (th.relu, lambda g, x, y: aten.threshold_backward(g, y, 0)),
+    nn.Tanh: (th.tanh, lambda g, x, y: aten.tanh_backward(g, y)),
+    nn.ELU: (F.elu, lambda g, x, y: aten.elu_backward(g, 1.0, 1, 1.0, False, x)),
+    nn.LeakyReLU: (F.leaky_relu, lambda g, x, y: aten.leaky_relu_backward(g, x, 0.01, False)),
+    nn.GELU: (F.gelu, lambda g, x, y: aten.gelu_backward(g, x, approximate="none")),
+    nn.SiLU: (F.silu, lambda g, x, y: aten.silu_backward(g, x)),
+}
+
+
+@dataclass
+class Dense:
+    """``activation(x @ weight.T + bias)``, with its parameters' gradient buffers (None: forward only)."""
+
+    weight: th.Tensor
+    bias: th.Tensor
+    grad_weight: th.Tensor | None
+    grad_bias: th.Tensor | None
+    activation: type[nn.Module] | None
+
+
+class _Stack:
+    """A run of Dense layers: forward keeps each layer's input and output for the backward pass."""
+
+    def __init__(self, layers: Sequence[Dense]) -> None:
+        self.layers = list(layers)
+        self._saved: list[tuple[th.Tensor, th.Tensor, th.Tensor]] = []
+
+    def forward(self, x: th.Tensor, keep: bool) -> th.Tensor:
+        saved = []
+        for layer in self.layers:
+            pre = th.addmm(layer.bias, x, layer.weight.t())  # what F.linear runs
+            out = pre if layer.activation is None else ACTIVATIONS[layer.activation][0](pre)
+            if keep:
+                saved.append((x, pre, out))
+            x = out
+        if keep:
+            self._saved = saved
+        return x
+
+    def backward(self, grad: th.Tensor, need_input_grad: bool) -> th.Tensor | None:
+        """Write every layer's parameter gradients; return the gradient w.r.t. the stack's input."""
+        for index in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[index]
+            x, pre, out = self._saved[index]
+            if layer.activation is not None:
+                grad = ACTIVATIONS[layer.activation][1](grad, pre, out)
+            # addmm's backward: input grad = grad @ W, weight grad = grad.T @ x, bias grad = grad summed.
+            assert layer.grad_weight is not None and layer.grad_bias is not None, "a forward-only network"
+            th.mm(grad.t(), x, out=layer.grad_weight)
+            th.sum(grad, dim=0, out=layer.grad_bias)
+            if index > 0 or need_input_grad:
+                grad = grad.mm(layer.weight)
+        return grad if need_input_grad else None
+
+
+class ExplicitQNetwork:
+    """Forward and backward of an SB3 ``QNetwork`` (plain MLP or our dueling head), explicitly.
+
+    :param q_net: the network whose parameters are used in place (views; nothing is copied)
+    :param grads: gradient buffers, one per ``q_net.parameters()`` entry, in that order; None for a
+        forward-only network (the target network)
+    """
+
+    def __init__(self, q_net: QNetwork, grads: Sequence[th.Tensor] | None) -> None:
+        params = list(q_net.parameters())
+        buffers = [None] * len(params) if grads is None else list(grads)
+        pairs = dict(zip((id(p) for p in params), buffers, strict=True))
+        head = q_net.q_net
+        self.dueling = isinstance(head, DuelingHead)
+        if self.dueling:
+            assert isinstance(head, DuelingHead)
+            self.trunk = _Stack(_dense_layers(head.trunk, pairs))
+            self.value = _Stack(_dense_layers(head.value, pairs))
+            self.advantage = _Stack(_dense_layers(head.advantage, pairs))
+        else:
+            self.trunk = _Stack(_dense_layers(head, pairs))
+
+    def forward(self, obs: th.Tensor, keep: bool = False) -> th.Tensor:
+        """Q-values (batch, n_actions); with ``keep``, remember what :meth:`backward` needs."""
+        x = obs.float().flatten(1)  # what SB3's preprocess_obs and FlattenExtractor do for Box obs
+        features = self.trunk.forward(x, keep)
+        if not self.dueling:
+            return features
+        value = self.value.forward(features, keep)
+        advantage = self.advantage.forward(features, keep)
+        return value + advantage - advantage.mean(dim=1, keepdim=True)  # DuelingHead.forward
+
+    def backward(self, grad_q: th.Tensor) -> None:
+        """Write the gradients of the last kept forward pass, given d(loss)/d(Q) (batch, n_actions)."""
+        if not self.dueling:
+            self.trunk.backward(grad_q, need_input_grad=False)
+            return
+        n_actions = grad_q.shape[1]
+        # q = (value + advantage) - mean(advantage): sub, mean and add backward, as autograd runs them.
+        grad_mean = grad_q.neg().sum(dim=1, keepdim=True)
+        grad_advantage = grad_q + grad_mean.expand_as(grad_q) / n_actions
+        grad_value = grad_q.sum(dim=1, keepdim=True)
+        from_value = self.value.backward(grad_value, need_input_grad=True)
+        from_advantage = self.advantage.backward(grad_advantage, need_input_grad=True)
+        assert from_value is not None and from_advantage is not None
+        self.trunk.backward(from_value + from_advantage, need_input_grad=False)
+
+
+def _dense_layers(module: nn.Module, grads: dict[int, th.Tensor | None]) -> list[Dense]:
+    """A Sequential of Linear layers, each optionally followed by one known activation."""
+    if not isinstance(module, nn.Sequential):
+        raise _Unsupported(type(module).__name__)
+    layers: list[Dense] = []
+    for child in module:
+        if isinstance(child, nn.Linear) and child.bias is not None:
+            layers.append(
+                Dense(child.weight, child.bias, grads[id(child.weight)], grads[id(child.bias)], None)
+            )
+        elif type(child) in ACTIVATIONS and layers and layers[-1].activation is None:
+            if not _default_activation(child):
+                raise _Unsupported(repr(child))
+            layers[-1].activation = type(child)
+        else:
+            raise _Unsupported(repr(child))
+    return layers
+
+
+def _default_activation(module: nn.Module) -> bool:
+    """Only default-constructed activations have the constants the backward kernels above assume."""
+    checks = {
+        nn.ELU: lambda m: m.alpha == 1.0,
+        nn.LeakyReLU: lambda m: m.negative_slope == 0.01,
+        nn.GELU: lambda m: m.approximate == "none",
+    }
+    return checks.get(type(module), lambda m: True)(module)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def explicit_network(q_net: nn.Module, grads: Sequence[th.Tensor] | None) -> ExplicitQNetwork | None:
+    """An explicit version of ``q_net``, or None when it has parts this module does not know."""
+    if not isinstance(q_net, QNetwork) or type(q_net.features_extractor) is not FlattenExtractor:
+        return None
+    try:
+        return ExplicitQNetwork(q_net, grads)
+    except _Unsupported:
+        return None

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stable_baselines3.common.buffers import NStepReplayBuffer
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer
@@ -114,3 +116,58 @@ def test_dict_observations_are_refused_with_a_clear_message() -> None:
 def test_optimize_memory_usage_is_refused_in_our_own_name() -> None:
     with pytest.raises(NotImplementedError, match="PrioritizedReplayBuffer does not support optimize_memory"):
         PrioritizedReplayBuffer(16, OBS, ACT, device="cpu", optimize_memory_usage=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_envs=st.integers(min_value=1, max_value=3),
+    n_steps=st.integers(min_value=1, max_value=4),
+    capacity=st.integers(min_value=4, max_value=24),
+    steps=st.integers(min_value=1, max_value=70),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_windowed_buffer_samples_are_sb3s_bit_for_bit(
+    n_envs: int, n_steps: int, capacity: int, steps: int, seed: int
+) -> None:
+    """Same random draws, same values as SB3's NStepReplayBuffer (or ReplayBuffer for n_steps 1), after
+    any number of transitions (wrapping around), with episode ends and time-outs anywhere."""
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    from cartpole_dqn.dqn.buffers import WindowedReplayBuffer
+
+    ours = WindowedReplayBuffer(capacity, OBS, ACT, device="cpu", n_envs=n_envs, n_steps=n_steps, gamma=0.9)
+    theirs = (
+        ReplayBuffer(capacity, OBS, ACT, device="cpu", n_envs=n_envs)
+        if n_steps == 1
+        else NStepReplayBuffer(capacity, OBS, ACT, device="cpu", n_envs=n_envs, n_steps=n_steps, gamma=0.9)
+    )
+    fill(ours, steps, n_envs, seed)
+    fill(theirs, steps, n_envs, seed)
+    for draw in range(3):
+        np.random.seed(seed + draw)
+        a = ours.sample(32)
+        np.random.seed(seed + draw)
+        b = theirs.sample(32)
+        for x, y in zip(a, b, strict=True):
+            assert (x is None and y is None) or th.equal(x, y)
+    kept = ours.window_lengths.copy()
+    ours.recompute_windows()
+    stored = capacity if ours.full else ours.pos
+    np.testing.assert_array_equal(ours.window_lengths[:stored], kept[:stored])
+
+
+def test_old_pickled_buffers_get_their_windows() -> None:
+    """A PrioritizedReplayBuffer pickled by 0.1.0 has no window lengths: they are derived on load."""
+    import pickle
+
+    from cartpole_dqn.dqn.buffers import WindowedReplayBuffer
+
+    buffer = PrioritizedReplayBuffer(16, OBS, ACT, device="cpu", n_steps=3, gamma=0.9)
+    fill(buffer, 20, 1, seed=4)
+    expected = buffer.window_lengths.copy()
+    state = buffer.__dict__.copy()
+    del state["window_lengths"]
+    old = object.__new__(PrioritizedReplayBuffer)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert isinstance(old, WindowedReplayBuffer)
+    np.testing.assert_array_equal(old.window_lengths, expected)

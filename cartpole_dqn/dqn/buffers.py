@@ -1,25 +1,164 @@
-"""Proportional prioritized replay as an SB3 replay buffer (Schaul et al. 2016, arXiv:1511.05952).
+"""Replay buffers: SB3's, with n-step windows kept as transitions arrive, and prioritized replay.
 
-It subclasses SB3's ``NStepReplayBuffer`` (itself a ``ReplayBuffer``), so storage, ``add`` and the
-n-step return computation are SB3's own; only *which* transitions are drawn changes. With
-``n_steps=1`` the samples are plain one-step transitions.
+:class:`WindowedReplayBuffer` is SB3's ``NStepReplayBuffer`` (and, with ``n_steps=1``, its plain
+``ReplayBuffer``) sampling the same transitions bit for bit, for less work per batch: SB3 finds each
+sampled n-step window's end (the first ``done`` or time-out, or the newest transition) by gathering
+and scanning ``n`` flags per sample; here each row's window length is updated when a transition
+arrives, so sampling gathers it and then runs SB3's own float32 expression for the returns.
+:class:`PrioritizedReplayBuffer` adds proportional prioritized sampling on top (Schaul et al. 2016,
+arXiv:1511.05952).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import NStepReplayBuffer
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
 from cartpole_dqn.dqn.sumtree import SumTree
 
-_PER_ENV_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+class WindowedReplayBuffer(NStepReplayBuffer):
+    """SB3's n-step (or, with ``n_steps=1``, one-step) replay buffer, with its windows kept up to date.
+
+    ``window_lengths[row, env]`` is how many transitions the n-step window starting there spans:
+    up to and including the first that ended an episode (done or time-out), at most ``n_steps``. A
+    window still growing holds ``n_steps``; at sampling time it is cut at the newest transition, as
+    SB3 does by treating that one as a time-out. Samples, random draws included, are SB3's own.
+
+    :param n_steps: n-step returns (1: SB3's plain ``ReplayBuffer`` samples, ``discounts`` None)
+    :param gamma: discount of the n-step returns
+    Other parameters are SB3's ``ReplayBuffer``'s; Dict observations and ``optimize_memory_usage``
+    are not supported.
+    """
+
+    def __init__(
+        self,
+        buffer_size: int,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        device: th.device | str = "auto",
+        n_envs: int = 1,
+        optimize_memory_usage: bool = False,
+        handle_timeout_termination: bool = True,
+        n_steps: int = 1,
+        gamma: float = 0.99,
+    ) -> None:
+        name = type(self).__name__
+        if isinstance(observation_space, spaces.Dict):
+            raise ValueError(
+                f"{name} does not support Dict observation spaces (SB3's n-step sampling does not "
+                "either); flatten them, e.g. with gymnasium.wrappers.FlattenObservation"
+            )
+        if optimize_memory_usage:
+            raise NotImplementedError(
+                f"{name} does not support optimize_memory_usage=True: n-step windows and per-slot "
+                "priorities need each transition's own next observation"
+            )
+        super().__init__(
+            buffer_size,
+            observation_space,
+            action_space,
+            device=device,
+            n_envs=n_envs,
+            optimize_memory_usage=optimize_memory_usage,
+            handle_timeout_termination=handle_timeout_termination,
+            n_steps=n_steps,
+            gamma=gamma,
+        )
+        self.window_lengths = np.full((self.buffer_size, self.n_envs), n_steps, dtype=np.int64)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "window_lengths" not in state:  # pickled by 0.1.0, before windows were kept
+            self.window_lengths = np.full((self.buffer_size, self.n_envs), self.n_steps, dtype=np.int64)
+            self.recompute_windows()
+
+    def add(
+        self,
+        obs: np.ndarray,
+        next_obs: np.ndarray,
+        action: np.ndarray,
+        reward: np.ndarray,
+        done: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        row = self.pos
+        super().add(obs, next_obs, action, reward, done, infos)
+        n = self.n_steps
+        ended = (self.dones[row] != 0) | (self.timeouts[row] != 0)
+        self.window_lengths[row] = np.where(ended, 1, n)
+        if not ended.any():
+            return
+        for back in range(1, min(n, self.buffer_size)):  # windows it closes: started up to n - 1 rows ago
+            if row < back and not self.full:
+                break
+            lengths = self.window_lengths[(row - back) % self.buffer_size]
+            lengths[ended & (lengths == n)] = back + 1  # n: still growing (nothing ended it yet)
+
+    def recompute_windows(self) -> None:
+        """Derive every window from the stored done and time-out flags (after changing them)."""
+        n, size = self.n_steps, self.buffer_size
+        ended = (self.dones != 0) | (self.timeouts != 0)
+        newest = (self.pos - 1) % size
+        stored = size if self.full else self.pos
+        rows = np.arange(size)
+        lengths = np.full((size, self.n_envs), n, dtype=np.int64)
+        open_ = np.ones((size, self.n_envs), dtype=bool)
+        for offset in range(n):
+            at = (rows + offset) % size
+            # rows past the newest transition do not belong to the window (yet)
+            beyond = ((at - rows) % size > (newest - rows) % size) | (rows >= stored)
+            closes = open_ & ended[at] & ~beyond[:, None]
+            lengths[closes] = offset + 1
+            open_ &= ~closes & ~beyond[:, None]
+        self.window_lengths = lengths
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        # SB3 draws the env of each sample like this, in ReplayBuffer and NStepReplayBuffer alike.
+        env_indices = np.random.randint(0, high=self.n_envs, size=(len(batch_inds),))
+        return self._samples_at(batch_inds, env_indices, env)
+
+    def _samples_at(
+        self, batch_inds: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
+    ) -> ReplayBufferSamples:
+        """SB3's samples at the given (row, env) pairs, bit for bit."""
+        obs = self._normalize_obs(self.observations[batch_inds, env_indices, :], env)
+        actions = self.actions[batch_inds, env_indices, :]
+        if self.n_steps == 1:  # ReplayBuffer._get_samples
+            next_obs = self._normalize_obs(self.next_observations[batch_inds, env_indices, :], env)
+            dones = (
+                self.dones[batch_inds, env_indices] * (1 - self.timeouts[batch_inds, env_indices])
+            ).reshape(-1, 1)
+            rewards = self._normalize_reward(self.rewards[batch_inds, env_indices].reshape(-1, 1), env)
+            return ReplayBufferSamples(*map(self._tensor, (obs, actions, next_obs, dones, rewards)))
+        # NStepReplayBuffer._get_samples, with each window's length looked up instead of searched for
+        steps = np.arange(self.n_steps).reshape(1, -1)
+        up_to_newest = (self.pos - 1 - batch_inds) % self.buffer_size
+        lengths = np.minimum(self.window_lengths[batch_inds, env_indices], up_to_newest + 1)
+        indices = (batch_inds[:, None] + steps) % self.buffer_size
+        rewards_seq = self._normalize_reward(self.rewards[indices, env_indices[:, None]], env)
+        mask = steps < lengths[:, None]
+        target_q_discounts = self.gamma ** mask.sum(axis=1, keepdims=True).astype(np.float32)
+        discounts = self.gamma ** np.arange(self.n_steps, dtype=np.float32).reshape(1, -1)
+        n_step_returns = (rewards_seq * discounts * mask).sum(axis=1, keepdims=True)
+        last_indices = (batch_inds + lengths - 1) % self.buffer_size
+        next_obs = self._normalize_obs(self.next_observations[last_indices, env_indices], env)
+        next_dones = self.dones[last_indices, env_indices][:, None].astype(np.float32)
+        next_timeouts = self.timeouts[last_indices, env_indices][:, None].astype(np.float32)
+        final_dones = next_dones * (1.0 - next_timeouts)  # the newest transition: not done, or done
+        return ReplayBufferSamples(
+            *map(self._tensor, (obs, actions, next_obs, final_dones, n_step_returns, target_q_discounts))
+        )
+
+    def _tensor(self, array: np.ndarray) -> th.Tensor:
+        """A fresh array's memory as a tensor (SB3's ``to_torch`` copies it once more)."""
+        return th.as_tensor(array, device=self.device)
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
@@ -35,7 +174,7 @@ class PrioritizedReplayBufferSamples(NamedTuple):
     indices: np.ndarray
 
 
-class PrioritizedReplayBuffer(NStepReplayBuffer):
+class PrioritizedReplayBuffer(WindowedReplayBuffer):
     """Replay buffer that samples transition i with probability p_i^alpha / sum_k p_k^alpha.
 
     One sum tree covers every (row, env) slot, so ``n_envs > 1`` works: slot = row * n_envs + env.
@@ -70,16 +209,6 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         n_steps: int = 1,
         gamma: float = 0.99,
     ) -> None:
-        if isinstance(observation_space, spaces.Dict):
-            raise ValueError(
-                "PrioritizedReplayBuffer does not support Dict observation spaces (SB3's n-step sampling "
-                "does not either); flatten them, e.g. with gymnasium.wrappers.FlattenObservation"
-            )
-        if optimize_memory_usage:
-            raise NotImplementedError(
-                "PrioritizedReplayBuffer does not support optimize_memory_usage=True: n-step windows and "
-                "per-slot priorities need each transition's own next observation"
-            )
         super().__init__(
             buffer_size,
             observation_space,
@@ -148,29 +277,3 @@ class PrioritizedReplayBuffer(NStepReplayBuffer):
         priorities = np.abs(np.asarray(td_errors, dtype=np.float64)).ravel() + self.eps
         self.max_priority = max(self.max_priority, float(priorities.max()))
         self.tree.update(indices, priorities**self.alpha)
-
-    def _samples_at(
-        self, rows: np.ndarray, env_indices: np.ndarray, env: VecNormalize | None
-    ) -> ReplayBufferSamples:
-        """SB3's n-step samples at the given (row, env) pairs.
-
-        SB3's ``_get_samples`` picks the env of each row at random; to make it use ours, each env's
-        column is presented to it as a one-env buffer (numpy views, nothing copied).
-        """
-        if self.n_envs == 1:
-            if self.n_steps == 1:  # SB3's plain one-step sampler: same transitions, less work
-                return ReplayBuffer._get_samples(self, rows, env)
-            return super()._get_samples(rows, env)
-        order = np.argsort(env_indices, kind="stable")
-        parts: list[ReplayBufferSamples] = []
-        for e in np.unique(env_indices):
-            column = copy.copy(self)
-            for name in _PER_ENV_ARRAYS:
-                setattr(column, name, getattr(self, name)[:, e : e + 1])
-            column.n_envs = 1
-            parts.append(NStepReplayBuffer._get_samples(column, rows[env_indices == e], env))
-        inverse = th.as_tensor(np.argsort(order), device=self.device)
-        fields = [
-            None if values[0] is None else th.cat(values)[inverse] for values in zip(*parts, strict=True)
-        ]
-        return ReplayBufferSamples(*fields)  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from cartpole_dqn.dqn.buffers import WindowedReplayBuffer
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import BEST_MODEL, CHECKPOINT, checkpoint_dir
 from cartpole_dqn.run.solve import EvalRecord, SolveCallback, SolveState
@@ -119,6 +120,8 @@ def end_episodes_at_the_seam(buffer: ReplayBuffer) -> None:
         return
     last = (buffer.pos - 1) % buffer.buffer_size
     buffer.timeouts[last] = np.maximum(buffer.timeouts[last], 1.0 - buffer.dones[last])
+    if isinstance(buffer, WindowedReplayBuffer):
+        buffer.recompute_windows()  # the windows growing into the seam end there
 
 
 def rng_state(model: Any) -> dict[str, Any]:

@@ -89,10 +89,17 @@ def resolve_env(config: RunConfig) -> tuple[RunConfig, EnvInfo]:
 
 
 def make_train_env(config: RunConfig) -> VecEnv:
-    """The SB3 training env: ``n_envs`` copies in a DummyVecEnv, seeded with ``config.seed``."""
+    """The SB3 training env: ``n_envs`` copies in a DummyVecEnv, seeded with ``config.seed``.
+
+    Baselines (``implementation: sb3``) get SB3's own DummyVecEnv, as its users run it; our agent
+    gets one that hands out the step's info dicts without deep-copying them every step.
+    """
     from stable_baselines3.common.env_util import make_vec_env
 
-    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=config.seed)
+    from cartpole_dqn.run.vec_env import ListedInfosDummyVecEnv
+
+    vec_env_cls = None if config.implementation == "sb3" else ListedInfosDummyVecEnv
+    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=config.seed, vec_env_cls=vec_env_cls)
 
 
 def make_eval_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:

@@ -17,6 +17,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.dqn.policies import DQNPolicy
 
+from cartpole_dqn.dqn.explicit import explicit_network
 from cartpole_dqn.run.envs import make_eval_env
 
 
@@ -122,15 +123,18 @@ def run_greedy_episodes(
 
 
 def _greedy_action_fn(policy: GreedyPolicy) -> Callable[[np.ndarray], np.ndarray]:
-    """Batched greedy actions. For an SB3 DQN policy on Box observations, call its Q-network
-    directly (one no-grad forward per step, no per-call mode switching or input checks)."""
+    """Batched greedy actions. For an SB3 DQN policy on Box observations, one forward pass of its
+    Q-network per step, without per-call mode switching or input checks (through the explicit
+    forward where the network allows it: the same Q-values, less overhead)."""
     if isinstance(policy, DQNPolicy) and isinstance(policy.observation_space, spaces.Box):
-        q_net, device = policy.q_net, policy.device
         policy.set_training_mode(False)
+        device = policy.device
+        explicit = explicit_network(policy.q_net, None)
+        forward = policy.q_net if explicit is None else explicit.forward
 
         def act(obs: np.ndarray) -> np.ndarray:
-            with th.no_grad():
-                q = q_net(th.as_tensor(obs, dtype=th.float32, device=device))
+            with th.inference_mode():
+                q = forward(th.as_tensor(obs, dtype=th.float32, device=device))
             return q.argmax(dim=1).cpu().numpy()
 
         return act

@@ -97,8 +97,12 @@ def filled(agent: Any, transitions: int = 10_000) -> Any:
 
 def plain_torch_step() -> Callable[[], None]:
     """A hand-written eager DQN step: the same net, loss, clipping and (fused) Adam, no framework."""
-    net = th.nn.Sequential(th.nn.Linear(4, 256), th.nn.ReLU(), th.nn.Linear(256, 256), th.nn.ReLU(), th.nn.Linear(256, 2))
-    target = th.nn.Sequential(th.nn.Linear(4, 256), th.nn.ReLU(), th.nn.Linear(256, 256), th.nn.ReLU(), th.nn.Linear(256, 2))
+    net = th.nn.Sequential(
+        th.nn.Linear(4, 256), th.nn.ReLU(), th.nn.Linear(256, 256), th.nn.ReLU(), th.nn.Linear(256, 2)
+    )
+    target = th.nn.Sequential(
+        th.nn.Linear(4, 256), th.nn.ReLU(), th.nn.Linear(256, 256), th.nn.ReLU(), th.nn.Linear(256, 2)
+    )
     opt = th.optim.Adam(net.parameters(), lr=2.3e-3, fused=True)
     obs, next_obs = th.randn(10_000, 4), th.randn(10_000, 4)
     actions, rewards, dones = th.randint(0, 2, (10_000, 1)), th.randn(10_000, 1), th.zeros(10_000, 1)
@@ -138,7 +142,9 @@ def grad_steps(repeats: int) -> dict[str, float]:
 
 def env_step_variants() -> dict[str, Callable[[int], Any]]:
     def ours(config: RunConfig, **changes: Any) -> Callable[[int], Any]:
-        return lambda seed: build_agent(config.replace(seed=seed, **changes), make_vec_env("CartPole-v1", seed=seed))
+        return lambda seed: build_agent(
+            config.replace(seed=seed, **changes), make_vec_env("CartPole-v1", seed=seed)
+        )
 
     off = ZOO.replace(implementation="cartpole_dqn")
     return {
@@ -186,7 +192,12 @@ print(imported - start, built - imported, first - built)
 
 
 def setup(repeats: int) -> dict[str, float]:
-    rows: dict[str, list[float]] = {"process start to first env step": [], "of which imports": [], "build agent and env": [], "learn() to first env step": []}
+    rows: dict[str, list[float]] = {
+        "process start to first env step": [],
+        "of which imports": [],
+        "build agent and env": [],
+        "learn() to first env step": [],
+    }
     for _ in range(repeats):
         begin = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", SETUP_PROBE], capture_output=True, text=True, check=True)
@@ -213,8 +224,10 @@ def main() -> None:
     floor = None
     if "floor" in args.sections:
         floor, flops = gemm_floor(args.repeats)
-        print(f"\nfloor: {flops / 1e6:.1f} MFLOP per default gradient step; the GEMMs alone take "
-              f"{floor * 1e6:.0f} µs ({flops / floor / 1e9:.0f} GFLOP/s)")
+        print(
+            f"\nfloor: {flops / 1e6:.1f} MFLOP per default gradient step; the GEMMs alone take "
+            f"{floor * 1e6:.0f} µs ({flops / floor / 1e9:.0f} GFLOP/s)"
+        )
     if "grad-step" in args.sections:
         print("\n| gradient step | µs | × floor |\n|---|---|---|")
         for name, seconds in grad_steps(args.repeats).items():
@@ -223,8 +236,13 @@ def main() -> None:
     if "env-steps" in args.sections:
         rates = env_steps(args.steps, args.repeats)
         stock = statistics.median(rates["zoo: stock SB3 DQN"])
-        uniform = {"zoo": statistics.median(rates["zoo: DQNAgent, plug-ins off"]), "default": statistics.median(rates["default"])}
-        print(f"\n| training throughput ({args.steps:,} steps) | env steps/s | all repeats | vs stock SB3 | PER overhead |")
+        uniform = {
+            "zoo": statistics.median(rates["zoo: DQNAgent, plug-ins off"]),
+            "default": statistics.median(rates["default"]),
+        }
+        print(
+            f"\n| training throughput ({args.steps:,} steps) | env steps/s | all repeats | vs stock SB3 | PER overhead |"
+        )
         print("|---|---|---|---|---|")
         for name, values in rates.items():
             median = statistics.median(values)

@@ -28,9 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch as th
-from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 from cartpole_dqn.config import RunConfig, load_config

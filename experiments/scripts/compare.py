@@ -48,7 +48,8 @@ def main() -> None:
     start = time.perf_counter()
     runs = run_many(specs, jobs=args.jobs)
     print(
-        f"{len(specs)} runs in {time.perf_counter() - start:.0f} s; seeds {args.seed_start}..{args.seed_start + args.seeds - 1}"
+        f"{len(specs)} runs in {time.perf_counter() - start:.0f} s; "
+        f"seeds {args.seed_start}..{args.seed_start + args.seeds - 1}"
     )
     print("| variant | solved | stays solved | median steps (IQR) | median wall s (IQR) | steps/s |")
     print("|---|---|---|---|---|---|")
@@ -61,7 +62,8 @@ def main() -> None:
         )
         wall = "-" if s.wall_iqr is None else f"{s.wall_median:.2f} ({s.wall_iqr[0]:.2f}–{s.wall_iqr[1]:.2f})"
         print(
-            f"| {name} | {s.solved}/{s.runs} | {s.stays_solved}/{s.runs} | {steps} | {wall} | {s.steps_per_s_median:.0f} |"
+            f"| {name} | {s.solved}/{s.runs} | {s.stays_solved}/{s.runs} | {steps} | {wall} "
+            f"| {s.steps_per_s_median:.0f} |"
         )
 
 

@@ -239,7 +239,8 @@ def main() -> None:
             "default": statistics.median(rates["default"]),
         }
         print(
-            f"\n| training throughput ({args.steps:,} steps) | env steps/s | all repeats | vs stock SB3 | PER overhead |"
+            f"\n| training throughput ({args.steps:,} steps) | env steps/s | all repeats | vs stock SB3 "
+            "| PER overhead |"
         )
         print("|---|---|---|---|---|")
         for name, values in rates.items():

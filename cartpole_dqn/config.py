@@ -78,18 +78,18 @@ class RunConfig:
     # --- network ---
     policy: str = _spec("DuelingMlpPolicy", "Q-network policy", choices=POLICIES)
     # _spec returns a dataclasses.field with a default_factory for lists; ruff cannot see that.
-    net_arch: list[int] = _spec([256, 256], "hidden layer sizes (the trunk for dueling)", item_ge=1)  # noqa: RUF009
+    net_arch: list[int] = _spec([64, 64], "hidden layer sizes (the trunk for dueling)", item_ge=1)  # noqa: RUF009
     dueling_stream_arch: list[int] = _spec([], "hidden layer sizes of each dueling stream", item_ge=1)  # noqa: RUF009
     activation: str = _spec("relu", "activation function", choices=tuple(ACTIVATIONS))
     # --- DQN hyperparameters passed to SB3 ---
-    learning_rate: float = _spec(2.3e-3, "Adam learning rate", gt=0)
+    learning_rate: float = _spec(2e-2, "Adam learning rate", gt=0)
     buffer_size: int = _spec(100_000, "replay buffer capacity (transitions)", ge=1)
-    learning_starts: int = _spec(1000, "env steps collected before the first update", ge=0)
+    learning_starts: int = _spec(500, "env steps collected before the first update", ge=0)
     batch_size: int = _spec(64, "minibatch size", ge=1)
     gamma: float = _spec(0.99, "discount factor, in (0, 1]", gt=0, le=1)
     tau: float = _spec(1.0, "target network update coefficient, in (0, 1] (1 = hard copy)", gt=0, le=1)
     train_freq: int = _spec(64, "env steps between training phases", ge=1)
-    gradient_steps: int = _spec(32, "gradient steps per training phase", ge=1)
+    gradient_steps: int = _spec(48, "gradient steps per training phase", ge=1)
     target_update_interval: int = _spec(10, "env steps between target network updates", ge=1)
     exploration_fraction: float = _spec(0.16, "fraction of the budget over which epsilon decays", ge=0, le=1)
     exploration_initial_eps: float = _spec(1.0, "initial epsilon", ge=0, le=1)

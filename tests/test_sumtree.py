@@ -71,9 +71,12 @@ def test_batched_update_with_repeated_indices_keeps_every_sum_consistent(
     for index, value in zip(indices, values, strict=True):
         reference[index] = value  # the last write wins
     np.testing.assert_array_equal(tree.values(), reference)
-    nodes = tree._nodes  # every inner node is the sum of its children, not only the root
-    inner = np.arange(1, tree._leaf_base)
-    np.testing.assert_allclose(nodes[inner], nodes[2 * inner] + nodes[2 * inner + 1], rtol=1e-12)
+    from cartpole_dqn.dqn.sumtree import BRANCHING
+
+    for parent, children in zip(tree.levels, tree.levels[1:], strict=False):  # every inner node
+        sums = children.reshape(-1, BRANCHING).sum(axis=1)
+        np.testing.assert_allclose(parent[: sums.size], sums, rtol=1e-12)
+        assert not parent[sums.size :].any()  # padding stays empty
     assert tree.total == pytest.approx(reference.sum(), rel=1e-12)
 
 

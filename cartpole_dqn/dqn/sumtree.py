@@ -1,37 +1,67 @@
 """A vectorized sum tree for proportional prioritized replay (Schaul et al. 2016, arXiv:1511.05952).
 
-Leaves hold priorities; every inner node holds the sum of its two children, so the root is the
-total and a prefix-sum search walks one root-to-leaf path. Updates and searches take whole
-batches: the Python loop runs over the tree's depth (about 17 levels for 100k slots), never
-over the batch (the layout of Tianshou's ``SegmentTree``).
+Leaves hold priorities; every inner node holds the sum of its children, so the root is the total
+and a prefix-sum search walks one root-to-leaf path. Updates and searches take whole batches: the
+Python loop runs over the tree's levels, never over the batch (Tianshou's ``SegmentTree`` layout).
+Each node has 32 children, not 2: a 100,000-slot buffer needs 4 levels instead of 17 (an update
+costs a few numpy calls per level). A search does not walk from the root: down to the deepest
+level of at most 8,192 nodes, all targets look up one cumulative sum of that level at once, and
+only the levels below (one, for 100,000 slots) are searched per target, among 32 children.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+BRANCHING = 32
+GLOBAL_SEARCH_MAX = 8192  # levels up to this many nodes are searched with one global cumsum
+
+
+def _padded(n: int) -> int:
+    return -(-n // BRANCHING) * BRANCHING
 
 
 class SumTree:
-    """Sum tree over ``capacity`` non-negative leaf values (float64)."""
+    """Sum tree over ``capacity`` non-negative leaf values (float64).
+
+    ``levels[0]`` is the root (one node); ``levels[-1]`` the leaves. Each level below the root is
+    padded with zeros to a multiple of the branching factor, so node ``i`` of a level owns entries
+    ``32 i .. 32 i + 31`` of the level below.
+    """
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = capacity
-        self._depth = max(int(np.ceil(np.log2(capacity))), 0)
-        self._leaf_base = 1 << self._depth  # index of the first leaf in the heap array
-        self._nodes = np.zeros(2 * self._leaf_base, dtype=np.float64)
+        sizes = [_padded(capacity)]
+        while sizes[-1] > BRANCHING:
+            sizes.append(_padded(sizes[-1] // BRANCHING))
+        self.levels = [np.zeros(1)] + [np.zeros(size) for size in reversed(sizes)]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_nodes" in state:  # a binary tree pickled by 0.1.0: rebuild from its leaves
+            leaves = state["_nodes"][state["_leaf_base"] : state["_leaf_base"] + state["capacity"]]
+            self.__init__(state["capacity"])  # type: ignore[misc]
+            self.update(np.arange(self.capacity), leaves)
+        else:
+            self.__dict__.update(state)
+
+    @property
+    def leaves(self) -> np.ndarray:
+        return self.levels[-1]
 
     @property
     def total(self) -> float:
-        return float(self._nodes[1])  # the root (also the only leaf when capacity is 1)
+        return float(self.levels[0][0])
 
     def __getitem__(self, index: np.ndarray | int) -> np.ndarray:
-        return self._nodes[np.asarray(index) + self._leaf_base]
+        return self.leaves[np.asarray(index)]
 
     def values(self) -> np.ndarray:
         """All leaf values (a copy)."""
-        return self._nodes[self._leaf_base : self._leaf_base + self.capacity].copy()
+        return self.leaves[: self.capacity].copy()
 
     def update(self, indices: np.ndarray, values: np.ndarray) -> None:
         """Set leaves ``indices`` to ``values`` (the last write wins for repeated indices)."""
@@ -43,33 +73,42 @@ class SumTree:
             raise IndexError(f"leaf index out of range [0, {self.capacity})")
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ValueError("sum tree values must be finite and non-negative")
-        nodes = indices + self._leaf_base
-        self._nodes[nodes] = values
-        if nodes.size <= 4:  # e.g. add() of one step: plain Python beats ~17 levels of numpy calls
-            tree = self._nodes
-            for node in nodes.tolist():
-                while node > 1:
-                    node >>= 1
-                    tree[node] = tree[2 * node] + tree[2 * node + 1]
+        self.leaves[indices] = values
+        if indices.size == 1:  # add() of one transition: plain Python beats the array calls
+            node = int(indices[0])
+            for level in range(len(self.levels) - 2, -1, -1):
+                node //= BRANCHING
+                block = self.levels[level + 1][node * BRANCHING : (node + 1) * BRANCHING]
+                self.levels[level][node] = block.sum()
             return
-        for _ in range(self._depth):
+        nodes = indices
+        for level in range(len(self.levels) - 2, -1, -1):
             # Repeated parents are written several times with the same sum: no need to deduplicate.
-            nodes >>= 1
-            self._nodes[nodes] = self._nodes[2 * nodes] + self._nodes[2 * nodes + 1]
+            nodes = nodes // BRANCHING
+            children = self.levels[level + 1].reshape(-1, BRANCHING)
+            self.levels[level][nodes] = children[nodes].sum(axis=1)
 
     def find_prefixsum(self, targets: np.ndarray) -> np.ndarray:
         """For each target t in [0, total), the leaf i with prefix(i) <= t < prefix(i) + value(i)."""
-        targets = np.asarray(targets, dtype=np.float64).copy()
-        nodes = np.ones(targets.shape, dtype=np.int64)
-        for _ in range(self._depth):
-            nodes <<= 1  # the left child
-            left_sum = self._nodes[nodes]
-            go_right = targets >= left_sum
-            targets -= left_sum * go_right
-            nodes += go_right
-        leaves = nodes - self._leaf_base
+        remaining = np.asarray(targets, dtype=np.float64).copy()
+        # Down to the deepest level that is still small, every target searches the same array: one
+        # cumulative sum of that level and one vectorized searchsorted replace the walk from the root.
+        start = max(i for i, level in enumerate(self.levels) if level.size <= GLOBAL_SEARCH_MAX)
+        prefix = np.cumsum(self.levels[start])
+        nodes = np.minimum(np.searchsorted(prefix, remaining, side="right"), prefix.size - 1)
+        remaining -= prefix[nodes] - self.levels[start][nodes]
+        rows = np.arange(remaining.size)
+        for level in self.levels[start + 1 :]:
+            children = level.reshape(-1, BRANCHING)[nodes]  # (batch, 32)
+            inclusive = children.cumsum(axis=1)
+            beyond = inclusive > remaining[:, None]
+            # the child whose span holds the target: the first whose inclusive prefix passes it
+            chosen = np.where(beyond[:, -1], beyond.argmax(axis=1), BRANCHING - 1)
+            remaining -= inclusive[rows, chosen] - children[rows, chosen]
+            nodes = nodes * BRANCHING + chosen
+        leaves = nodes
         # Rounding can land a target just past the last non-zero leaf; pull it back onto one.
-        empty = self._nodes[nodes] <= 0
+        empty = (self.leaves[np.minimum(leaves, self.leaves.size - 1)] <= 0) | (leaves >= self.capacity)
         if np.any(empty):
             nonzero = np.flatnonzero(self.values() > 0)
             if nonzero.size:

@@ -304,13 +304,13 @@ class DQNAgent(DQN):
             self._check_finite(current_q_values, target_q_values, weights)
             if weights is None:
                 loss = F.smooth_l1_loss(current_q_values, target_q_values)
-                grad_q = aten.smooth_l1_loss_backward(_ONE, current_q_values, target_q_values, 1, 1.0)
+                grad_q = aten.smooth_l1_loss_backward.default(_ONE, current_q_values, target_q_values, 1, 1.0)
             else:
                 elementwise = F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
                 loss = (weights * elementwise).mean()
                 # mean's backward (expand, divide by the count), then mul's (times the weights)
                 grad_elementwise = _ONE.expand_as(elementwise) / elementwise.numel() * weights
-                grad_q = aten.smooth_l1_loss_backward(
+                grad_q = aten.smooth_l1_loss_backward.default(
                     grad_elementwise, current_q_values, target_q_values, 0, 1.0
                 )
             online.backward(th.zeros_like(q_all).scatter_add_(1, actions, grad_q))  # gather's backward

@@ -27,12 +27,12 @@ aten = th.ops.aten
 # Each activation: its forward, and its backward from (grad, input, output) as autograd computes it.
 Backward = Callable[[th.Tensor, th.Tensor, th.Tensor], th.Tensor]
 ACTIVATIONS: dict[type[nn.Module], tuple[Callable[[th.Tensor], th.Tensor], Backward]] = {
-    nn.ReLU: (th.relu, lambda g, x, y: aten.threshold_backward(g, y, 0)),
-    nn.Tanh: (th.tanh, lambda g, x, y: aten.tanh_backward(g, y)),
-    nn.ELU: (F.elu, lambda g, x, y: aten.elu_backward(g, 1.0, 1, 1.0, False, x)),
-    nn.LeakyReLU: (F.leaky_relu, lambda g, x, y: aten.leaky_relu_backward(g, x, 0.01, False)),
-    nn.GELU: (F.gelu, lambda g, x, y: aten.gelu_backward(g, x, approximate="none")),
-    nn.SiLU: (F.silu, lambda g, x, y: aten.silu_backward(g, x)),
+    nn.ReLU: (th.relu, lambda g, x, y: aten.threshold_backward.default(g, y, 0)),
+    nn.Tanh: (th.tanh, lambda g, x, y: aten.tanh_backward.default(g, y)),
+    nn.ELU: (F.elu, lambda g, x, y: aten.elu_backward.default(g, 1.0, 1, 1.0, False, x)),
+    nn.LeakyReLU: (F.leaky_relu, lambda g, x, y: aten.leaky_relu_backward.default(g, x, 0.01, False)),
+    nn.GELU: (F.gelu, lambda g, x, y: aten.gelu_backward.default(g, x, approximate="none")),
+    nn.SiLU: (F.silu, lambda g, x, y: aten.silu_backward.default(g, x)),
 }
 
 

@@ -4,9 +4,10 @@ Leaves hold priorities; every inner node holds the sum of its children, so the r
 and a prefix-sum search walks one root-to-leaf path. Updates and searches take whole batches: the
 Python loop runs over the tree's levels, never over the batch (Tianshou's ``SegmentTree`` layout).
 Each node has 32 children, not 2: a 100,000-slot buffer needs 4 levels instead of 17 (an update
-costs a few numpy calls per level). A search does not walk from the root: down to the deepest
-level of at most 8,192 nodes, all targets look up one cumulative sum of that level at once, and
-only the levels below (one, for 100,000 slots) are searched per target, among 32 children.
+costs a few numpy calls per level). A search does not walk from the root: at the deepest level
+whose used part (the tree fills from the left) has at most 8,192 nodes, all targets look up one
+cumulative sum of that part at once, and only the levels below it are searched per target, among
+32 children: none while the buffer holds up to 8,192 transitions, one for 100,000.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 BRANCHING = 32
-GLOBAL_SEARCH_MAX = 8192  # levels up to this many nodes are searched with one global cumsum
+GLOBAL_SEARCH_MAX = 8192  # a level with at most this many used nodes is searched with one cumsum
 
 
 def _padded(n: int) -> int:
@@ -39,6 +40,7 @@ class SumTree:
         while sizes[-1] > BRANCHING:
             sizes.append(_padded(sizes[-1] // BRANCHING))
         self.levels = [np.zeros(1)] + [np.zeros(size) for size in reversed(sizes)]
+        self.used = 0  # one past the highest leaf ever written: the rest of the tree is zeros
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_nodes" in state:  # a binary tree pickled by 0.1.0: rebuild from its leaves
@@ -74,6 +76,7 @@ class SumTree:
         if np.any(values < 0) or not np.all(np.isfinite(values)):
             raise ValueError("sum tree values must be finite and non-negative")
         self.leaves[indices] = values
+        self.used = max(self.used, int(indices.max()) + 1)
         if indices.size == 1:  # add() of one transition: plain Python beats the array calls
             node = int(indices[0])
             for level in range(len(self.levels) - 2, -1, -1):
@@ -93,10 +96,16 @@ class SumTree:
         remaining = np.asarray(targets, dtype=np.float64).copy()
         # Down to the deepest level that is still small, every target searches the same array: one
         # cumulative sum of that level and one vectorized searchsorted replace the walk from the root.
-        start = max(i for i, level in enumerate(self.levels) if level.size <= GLOBAL_SEARCH_MAX)
-        prefix = np.cumsum(self.levels[start])
+        start, used = 0, 1
+        for index in range(len(self.levels) - 1, -1, -1):  # the deepest level with few used nodes
+            used = -(-max(self.used, 1) // BRANCHING ** (len(self.levels) - 1 - index))
+            if used <= GLOBAL_SEARCH_MAX:
+                start = index
+                break
+        prefix = np.cumsum(self.levels[start][:used])
         nodes = np.minimum(np.searchsorted(prefix, remaining, side="right"), prefix.size - 1)
-        remaining -= prefix[nodes] - self.levels[start][nodes]
+        if start < len(self.levels) - 1:
+            remaining -= prefix[nodes] - self.levels[start][nodes]
         rows = np.arange(remaining.size)
         for level in self.levels[start + 1 :]:
             children = level.reshape(-1, BRANCHING)[nodes]  # (batch, 32)
@@ -108,7 +117,7 @@ class SumTree:
             nodes = nodes * BRANCHING + chosen
         leaves = nodes
         # Rounding can land a target just past the last non-zero leaf; pull it back onto one.
-        empty = (self.leaves[np.minimum(leaves, self.leaves.size - 1)] <= 0) | (leaves >= self.capacity)
+        empty = (leaves >= self.capacity) | (self.leaves[np.minimum(leaves, self.capacity - 1)] <= 0)
         if np.any(empty):
             nonzero = np.flatnonzero(self.values() > 0)
             if nonzero.size:

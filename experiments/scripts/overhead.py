@@ -3,12 +3,13 @@
 Usage: python experiments/scripts/overhead.py [--repeats 5] [--steps 10000] [--sections ...]
 
 Sections (one torch thread throughout, as the benchmark runs each run):
-  floor      the GEMMs of one gradient step of the default network (batch 64: online forward,
+  floor      the GEMMs of one gradient step of a network (batch 64: online forward,
              target forward, backward = input and weight gradients), chained alone on
              preallocated tensors: what the arithmetic costs on this CPU, with no framework
   grad-step  time per gradient step on a filled buffer (agent.train(32, 64) repeated): our
-             DQNAgent with the default config, stock SB3 DQN with the same [256, 256] net and
-             the zoo's update, and a plain eager torch step (nn.Sequential, Adam, clipping)
+             DQNAgent with the default config and with the former default's [256, 256] net, stock
+             SB3 DQN with the zoo config, a plain eager torch step (nn.Sequential, fused Adam,
+             clipping); each against the floor of its network (the default's, or [256, 256])
   env-steps  training throughput (env steps/s, learn() without evaluation) on the zoo config:
              stock SB3 DQN, DQNAgent with plug-ins off, + PER, + Double + PER, and on the default
              config with and without PER
@@ -19,6 +20,7 @@ Variants run interleaved (A B C A B C ...) so machine drift hits them alike; med
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import statistics
 import subprocess
@@ -29,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch as th
-from stable_baselines3.common.env_util import make_vec_env
 
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.dqn.factory import build_agent
+from cartpole_dqn.run.envs import make_train_env
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ZOO = load_config(CONFIGS / "sb3_zoo_baseline.yaml")
@@ -51,19 +53,18 @@ def median_time(fn: Callable[[], Any], repeats: int, inner: int) -> float:
     return statistics.median(times)
 
 
-def gemm_floor(repeats: int) -> tuple[float, float]:
-    """Seconds for the GEMMs of one default-network gradient step, and their FLOP count."""
-    dims = [(4, 256), (256, 256)]
-    heads = 3  # dueling: value (1) + advantage (2) outputs from the trunk's last layer
+def gemm_floor(repeats: int, hidden: list[int], heads: int = 3) -> tuple[float, float]:
+    """Seconds for the GEMMs of one gradient step of a dueling network (``hidden`` trunk; value and
+    advantage heads: ``heads`` outputs), and their FLOP count."""
+    sizes = [4, *hidden]
+    dims = list(itertools.pairwise(sizes))
     x = th.randn(BATCH, 4)
-    weights = [th.randn(i, o) for i, o in dims] + [th.randn(256, heads)]
+    weights = [th.randn(i, o) * 0.1 for i, o in dims] + [th.randn(hidden[-1], heads) * 0.1]
     grads = [th.empty_like(w) for w in weights]
     # Real values everywhere: uninitialized memory can hold denormals, which crawl on x86.
     acts = [th.randn(BATCH, o) for _, o in dims] + [th.randn(BATCH, heads)]
     dacts = [th.randn_like(a) for a in acts]
-    flops = 0
-    for w in weights:
-        flops += 2 * BATCH * w.shape[0] * w.shape[1]
+    flops = sum(2 * BATCH * w.shape[0] * w.shape[1] for w in weights)
     flops_total = 2 * flops + 2 * flops  # online + target forward, backward (input + weight grads)
 
     def step() -> None:
@@ -120,29 +121,38 @@ def plain_torch_step() -> Callable[[], None]:
     return step
 
 
-def grad_steps(repeats: int) -> dict[str, float]:
-    stock_config = DEFAULT.replace(implementation="sb3", policy="MlpPolicy", n_steps=1)
+WIDE = DEFAULT.replace(net_arch=[256, 256], learning_rate=2.3e-3)  # the former default's network
+PLAIN = "plain eager torch, [256, 256] MLP"
+
+
+def grad_steps(repeats: int) -> dict[str, tuple[float, str]]:
+    """Seconds per gradient step, and whose floor applies ("default" or "wide")."""
     agents = {
-        "DQNAgent, default config": filled(build_agent(DEFAULT, make_vec_env("CartPole-v1", seed=0))),
-        "stock SB3 DQN, same net": filled(build_agent(stock_config, make_vec_env("CartPole-v1", seed=0))),
+        f"DQNAgent, default config (dueling {DEFAULT.net_arch})": (DEFAULT, "default"),
+        "DQNAgent, default config with a dueling [256, 256] net": (WIDE, "wide"),
+        "stock SB3 DQN, zoo config ([256, 256] MLP)": (ZOO, "wide"),
     }
-    variants: dict[str, Callable[[], None]] = {
-        name: (lambda a=agent: a.train(gradient_steps=32, batch_size=BATCH)) for name, agent in agents.items()
-    }
+    variants: dict[str, Callable[[], Any]] = {}
+    for name, (config, _) in agents.items():
+        agent = filled(build_agent(config, make_train_env(config)))
+        variants[name] = lambda a=agent: a.train(gradient_steps=32, batch_size=BATCH)
     plain = plain_torch_step()
-    variants["plain eager torch"] = lambda: [plain() for _ in range(32)]  # type: ignore[func-returns-value]
+    variants[PLAIN] = lambda: [plain() for _ in range(32)]
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
         for name, fn in variants.items():
             results[name].append(median_time(fn, 1, 10) / 32)
-    return {name: statistics.median(values) for name, values in results.items()}
+    kinds = {name: kind for name, (_, kind) in agents.items()} | {PLAIN: "wide"}
+    return {name: (statistics.median(values), kinds[name]) for name, values in results.items()}
 
 
 def env_step_variants() -> dict[str, Callable[[int], Any]]:
     def ours(config: RunConfig, **changes: Any) -> Callable[[int], Any]:
-        return lambda seed: build_agent(
-            config.replace(seed=seed, **changes), make_vec_env("CartPole-v1", seed=seed)
-        )
+        def build(seed: int) -> Any:
+            run = config.replace(seed=seed, **changes)
+            return build_agent(run, make_train_env(run))
+
+        return build
 
     off = ZOO.replace(implementation="cartpole_dqn")
     return {
@@ -171,6 +181,7 @@ import time
 start = time.perf_counter()
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.factory import build_agent
+from cartpole_dqn.run.envs import make_train_env
 from cartpole_dqn.run.envs import make_train_env
 imported = time.perf_counter()
 from stable_baselines3.common.callbacks import BaseCallback
@@ -219,18 +230,21 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}, torch {th.__version__}, 1 torch thread, "
         f"{args.repeats} interleaved repeats, medians"
     )
-    floor = None
-    if "floor" in args.sections:
-        floor, flops = gemm_floor(args.repeats)
-        print(
-            f"\nfloor: {flops / 1e6:.1f} MFLOP per default gradient step; the GEMMs alone take "
-            f"{floor * 1e6:.0f} µs ({flops / floor / 1e9:.0f} GFLOP/s)"
-        )
+    floors: dict[str, float] = {}
+    if "floor" in args.sections or "grad-step" in args.sections:
+        print("\n| floor: one gradient step's GEMMs alone (batch 64) | MFLOP | µs | GFLOP/s |")
+        print("|---|---|---|---|")
+        for kind, hidden in (("default", DEFAULT.net_arch), ("wide", [256, 256])):
+            seconds, flops = gemm_floor(args.repeats, hidden)
+            floors[kind] = seconds
+            print(
+                f"| dueling {hidden} | {flops / 1e6:.1f} | {seconds * 1e6:.0f} "
+                f"| {flops / seconds / 1e9:.0f} |"
+            )
     if "grad-step" in args.sections:
-        print("\n| gradient step | µs | × floor |\n|---|---|---|")
-        for name, seconds in grad_steps(args.repeats).items():
-            ratio = "-" if floor is None else f"{seconds / floor:.2f}"
-            print(f"| {name} | {seconds * 1e6:.0f} | {ratio} |")
+        print("\n| gradient step | µs | × its network's floor |\n|---|---|---|")
+        for name, (seconds, kind) in grad_steps(args.repeats).items():
+            print(f"| {name} | {seconds * 1e6:.0f} | {seconds / floors[kind]:.2f} |")
     if "env-steps" in args.sections:
         rates = env_steps(args.steps, args.repeats)
         stock = statistics.median(rates["zoo: stock SB3 DQN"])

@@ -48,7 +48,7 @@ def td_target(
     max-operator's overestimation bias. Without it, vanilla DQN's max over the target net.
     """
     if next_q_online is None:
-        next_values = next_q_target.max(dim=1).values.reshape(-1, 1)
+        next_values = next_q_target.amax(dim=1, keepdim=True)  # max's values, bitwise, without indices
     else:
         next_actions = next_q_online.argmax(dim=1, keepdim=True)
         next_values = th.gather(next_q_target, dim=1, index=next_actions)

@@ -46,6 +46,10 @@ class Dense:
     grad_bias: th.Tensor | None
     activation: type[nn.Module] | None
 
+    def __post_init__(self) -> None:
+        # A view, made once: the parameters are updated in place, so it stays current.
+        self.weight_t = self.weight.t()
+
 
 class _Stack:
     """A run of Dense layers: forward keeps each layer's input and output for the backward pass."""
@@ -57,7 +61,7 @@ class _Stack:
     def forward(self, x: th.Tensor, keep: bool) -> th.Tensor:
         saved = []
         for layer in self.layers:
-            pre = th.addmm(layer.bias, x, layer.weight.t())  # what F.linear runs
+            pre = th.addmm(layer.bias, x, layer.weight_t)  # what F.linear runs
             out = pre if layer.activation is None else ACTIVATIONS[layer.activation][0](pre)
             if keep:
                 saved.append((x, pre, out))
@@ -106,7 +110,8 @@ class ExplicitQNetwork:
 
     def forward(self, obs: th.Tensor, keep: bool = False) -> th.Tensor:
         """Q-values (batch, n_actions); with ``keep``, remember what :meth:`backward` needs."""
-        x = obs.float().flatten(1)  # what SB3's preprocess_obs and FlattenExtractor do for Box obs
+        # what SB3's preprocess_obs and FlattenExtractor do for Box obs (no-ops, skipped, for 2-D float32)
+        x = obs if obs.dtype == th.float32 and obs.dim() == 2 else obs.float().flatten(1)
         features = self.trunk.forward(x, keep)
         if not self.dueling:
             return features
@@ -122,7 +127,7 @@ class ExplicitQNetwork:
         n_actions = grad_q.shape[1]
         # q = (value + advantage) - mean(advantage): sub, mean and add backward, as autograd runs them.
         grad_mean = grad_q.neg().sum(dim=1, keepdim=True)
-        grad_advantage = grad_q + grad_mean.expand_as(grad_q) / n_actions
+        grad_advantage = grad_q + grad_mean / n_actions  # broadcast: the same values as expand_as
         grad_value = grad_q.sum(dim=1, keepdim=True)
         from_value = self.value.backward(grad_value, need_input_grad=True)
         from_advantage = self.advantage.backward(grad_advantage, need_input_grad=True)

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,14 @@ FLAGS = {"storage": "--storage", "study_name": "--study-name"}
 def build_parser(prog: str = PROG) -> OneLineParser:
     parser = OneLineParser(prog=prog, description="Optuna sweep over the DQN run config.")
     parser.add_argument("--trials", type=int, default=50, help="finished trials the study must end with (50)")
+    parser.add_argument(
+        "--seeds-per-trial",
+        type=int,
+        default=3,
+        metavar="K",
+        help="tuning seeds each trial trains on, the same for every trial; its value is the lower "
+        "median over them (3)",
+    )
     parser.add_argument("--study-name", default=None, help="study name (default: cartpole-dqn-<space>)")
     parser.add_argument(
         "--storage",
@@ -60,8 +70,9 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         type=int,
         default=0,
         metavar="K",
-        help="retrain the best config on K seeds the sweep never used",
+        help="retrain the sweep's top 3 configs on K seeds the sweep never used, and compare",
     )
+    parser.add_argument("--no-progress", action="store_true", help="no per-trial progress lines on stderr")
     parser.add_argument("--heartbeat-interval", type=int, default=10, help=argparse.SUPPRESS)
     parser.add_argument("--grace-period", type=int, default=30, help=argparse.SUPPRESS)
     return parser
@@ -73,6 +84,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         raise UsageError(f"--trials must be >= 1, got {args.trials}")
     if args.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
+    if args.seeds_per_trial < 1:
+        raise UsageError(f"--seeds-per-trial must be >= 1, got {args.seeds_per_trial}")
     if args.validate_seeds < 0:
         raise UsageError(f"--validate-seeds must be >= 0, got {args.validate_seeds}")
     overrides: dict[str, Any] = {}
@@ -89,10 +102,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     from cartpole_dqn.run.envs import check_env
     from cartpole_dqn.tuning.report import report
-    from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
+    from cartpole_dqn.tuning.studies import StoreSettings, count, open_storage, open_study
     from cartpole_dqn.tuning.sweep import record_settings, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started_at = time.time()
     check_env(base)
     store = StoreSettings(
         args.storage, args.output_dir / "journal.log", args.heartbeat_interval, args.grace_period
@@ -108,11 +122,16 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         store,
         args.output_dir,
         args.log_dir,
+        seeds_per_trial=args.seeds_per_trial,
+        progress=not args.no_progress,
+        started_at=started_at,
     )
     storage = open_storage(store)  # fail fast, one line, on a bad storage URL or journal
     if not args.report:
-        # ... and on a study of the same name with another direction, base config or space
-        record_settings(open_study(storage, study_name), settings)
+        # ... and on a study of the same name with another direction, base config, space or K
+        study = open_study(storage, study_name)
+        record_settings(study, settings)
+        settings = replace(settings, finished_at_start=count(study)[0])
         wall = run_sweep(settings, args.workers, prog)
         print(f"sweep wall time: {wall:.1f} s with {args.workers} worker(s)")
     report(settings, args.validate_seeds)

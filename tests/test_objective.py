@@ -48,11 +48,34 @@ def test_non_solvers_are_ranked_by_their_normalized_curve_area() -> None:
 
 
 def test_tuning_seeds_never_reach_the_validation_seeds() -> None:
-    """Disjoint by construction, for any --seed (the old formula reached 900,000 at --seed 89)."""
-    from cartpole_dqn.tuning.sweep import trial_seed, validation_seeds
+    """Disjoint by construction, for any --seed and any seed count."""
+    from cartpole_dqn.tuning.seeds import tuning_seeds, validation_seeds
 
     validation = set(validation_seeds(20))
     for sweep_seed in [0, 1, 88, 89, 90, 1000, 10**6, 2**31 - 1]:
-        for trial_number in [0, 1, 49, 999, 9999]:
-            assert trial_seed(sweep_seed, trial_number) not in validation
-    assert len({trial_seed(0, n) for n in range(1000)}) == 1000  # distinct trials train distinct seeds
+        for count in [1, 3, 10, 1000]:
+            seeds = tuning_seeds(sweep_seed, count)
+            assert len(set(seeds)) == count and not validation & set(seeds)
+    assert tuning_seeds(0, 3) == tuning_seeds(0, 5)[:3]  # growing K keeps the seeds already used
+    assert not set(tuning_seeds(0, 3)) & set(tuning_seeds(1, 3))  # another --seed, other seeds
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=2.0, allow_nan=False), min_size=1, max_size=9))
+def test_a_trial_ranks_as_a_solver_exactly_when_half_its_seeds_solved(values: list[float]) -> None:
+    """The lower median reaches 1 exactly when at least ``solves_needed(K)`` of K seeds solved (>= 1),
+    and ``solves_needed`` is at least half of the seeds: one lucky seed of two never makes a solver."""
+    from cartpole_dqn.tuning.objective import solves_needed, trial_value
+
+    solved = sum(v >= 1.0 for v in values)
+    assert (trial_value(values) >= 1.0) == (solved >= solves_needed(len(values)))
+    assert 2 * solves_needed(len(values)) >= len(values) + 1 or len(values) == 1
+    assert min(values) <= trial_value(values) <= max(values)
+
+
+def test_median_steps_counts_unsolved_seeds_as_never() -> None:
+    from cartpole_dqn.tuning.objective import median_steps
+
+    assert median_steps([3000, None, 5000]) == 5000
+    assert median_steps([3000, None, None]) == float("inf")
+    assert median_steps([3000, 4000]) == 4000  # upper median: what at least half of the seeds reach
+    assert median_steps([]) == float("inf")

@@ -162,6 +162,16 @@ def scalars(event_dir: Path) -> dict[str, list[tuple[int, float]]]:
     }
 
 
+def config_text(event_dir: Path) -> str:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    accumulator = EventAccumulator(str(event_dir), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    (event,) = accumulator.Tensors("config/text_summary")
+    return str(tensor_util.make_ndarray(event.tensor_proto).item().decode())
+
+
 def test_tensorboard_event_file_holds_our_scalars(solved_run: tuple[Path, dict[str, Any], str]) -> None:
     _, results, _ = solved_run
     logged = scalars(Path(results["tensorboard_dir"]))
@@ -174,6 +184,7 @@ def test_tensorboard_event_file_holds_our_scalars(solved_run: tuple[Path, dict[s
         "train/loss",
     ):
         assert tag in logged, (tag, sorted(logged))
+    assert "total_timesteps: " in config_text(Path(results["tensorboard_dir"]))  # the run's config, as text
     solved_flags = logged["eval/solved"]
     assert solved_flags[-1] == (results["steps_to_solve"], 1.0)
     assert all(v == 0.0 for _, v in solved_flags[:-1])

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.tuning.studies import StoreSettings, open_storage
+from cartpole_dqn.tuning.seeds import tuning_seeds
+from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
+from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
 from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
 
 pytestmark = pytest.mark.slow
@@ -24,6 +27,34 @@ def load(workdir: Path, name: str) -> optuna.Study:
 
 def finished(study: optuna.Study) -> int:
     return len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def hparams_session(folder: Path) -> dict[str, Any]:
+    """A trial's HParams session and metrics, read by TensorBoard's event reader and hparams plugin."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    content = accumulator.PluginTagToContent(metadata.PLUGIN_NAME)
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
+    hparams: dict[str, Any] = {}
+    for name, value in start.hparams.items():
+        kind = value.WhichOneof("kind")
+        hparams[name] = getattr(value, kind)
+    metrics = {tag: accumulator.Scalars(tag)[-1].value for tag in accumulator.Tags()["scalars"]}
+    return {"hparams": hparams, "metrics": metrics}
+
+
+def config_text(folder: Path) -> str:
+    """The config a run wrote into its TensorBoard run (the Text tab), as TensorBoard reads it."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    (event,) = accumulator.Tensors("config/text_summary")
+    return str(tensor_util.make_ndarray(event.tensor_proto).item().decode())
 
 
 def is_png(path: Path) -> bool:
@@ -42,8 +73,26 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     plots = sorted((folder / "plots").glob("*.png"))
     assert {p.name for p in plots} >= {"optimization_history.png", "slice.png"} and all(map(is_png, plots))
     for trial in study.trials:
-        assert (workdir / "tensorboard_logs" / "tune" / "tiny" / f"trial-{trial.number}").is_dir()
+        seeds = trial.user_attrs["seed_results"]
+        assert [r["seed"] for r in seeds] == tuning_seeds(0, 3)[: len(seeds)]  # common to all trials
+        assert len(seeds) == 3 or trial.state == TrialState.PRUNED
+        logs = workdir / "tensorboard_logs" / "tune" / "tiny" / f"trial-{trial.number}"
+        assert {p.name for p in logs.iterdir()} == {"hparams"} | {f"seed-{r['seed']}" for r in seeds}
+        session = hparams_session(logs / "hparams")
+        assert session["hparams"]["gamma"] == pytest.approx(trial.params["gamma"])
+        assert session["hparams"]["state"] == trial.state.name.lower()
+        assert session["metrics"]["trial/solved_seeds"] == sum(r["solved"] for r in seeds)
+        if trial.state == TrialState.COMPLETE:
+            assert session["metrics"]["trial/value"] == pytest.approx(trial.value)
+        assert "total_timesteps: 2000" in config_text(logs / f"seed-{seeds[0]['seed']}")
     assert "vs threshold 475" in result.stdout and "3 finished" in result.stdout
+    progress = [line for line in result.stderr.splitlines() if line.startswith("trial ")]
+    assert [line.split()[1] for line in progress] == ["1/3", "2/3", "3/3"], result.stderr
+    assert all("seeds solved" in line and "ETA" in line for line in progress)
+    quiet = run_module(
+        "cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", "--no-progress", cwd=workdir
+    )
+    assert quiet.returncode == 0 and not any(line.startswith("trial ") for line in quiet.stderr.splitlines())
 
     # The same command again resumes: the study already has 3 finished trials, so nothing runs.
     again = run_module("cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", cwd=workdir)
@@ -106,6 +155,8 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
         "killed",
         "--pruner",
         "none",
+        "--seeds-per-trial",
+        "2",
     ]
 
     def a_running_trial() -> list[optuna.trial.FrozenTrial] | None:
@@ -126,30 +177,99 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
     assert study.trials[orphan].state == TrialState.FAIL
     retried = [t for t in study.trials if t.user_attrs.get("retry_of") == orphan]
     assert len(retried) == 1 and retried[0].params == study.trials[orphan].params
+    # The killed trial's seeds are all re-run by its retry, none carried over half-counted.
+    for trial in study.get_trials(states=(TrialState.COMPLETE,)):
+        assert [r["seed"] for r in trial.user_attrs["seed_results"]] == tuning_seeds(0, 2)
 
 
-def test_a_bad_region_gets_pruned(tmp_path: Path) -> None:
-    """Trials from a hopeless region (learning rate 1e-7) are pruned against trials that learn."""
-    from cartpole_dqn.tuning.studies import open_study
-    from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
+def sweep_settings(tmp_path: Path, base: RunConfig, seeds_per_trial: int) -> SweepSettings:
+    store = StoreSettings(None, tmp_path / "journal.log")
+    return SweepSettings(
+        base, "prune", 4, "core", "random", "median", 0, store, tmp_path, tmp_path / "tb", seeds_per_trial
+    )
 
+
+def fixed(settings: SweepSettings, study: optuna.Study, trials: int) -> None:
+    """Run ``trials`` trials of the base config itself (its core params enqueued, nothing sampled)."""
+    params = {
+        name: getattr(settings.base, name)
+        for name in (
+            "gamma",
+            "batch_size",
+            "target_update_interval",
+            "exploration_fraction",
+            "exploration_final_eps",
+        )
+    }
+    for _ in range(trials):
+        study.enqueue_trial(params)
+    study.optimize(lambda trial: run_trial(trial, settings), n_trials=trials)
+
+
+def test_a_hopeless_config_is_pruned_on_its_first_seed(tmp_path: Path) -> None:
+    """Against two trials that learn, a learning rate of 1e-7 is pruned during its first seed's run:
+    its second seed never runs."""
     store = StoreSettings(None, tmp_path / "journal.log")
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1000)
     study = open_study(open_storage(store), "prune", optuna.samplers.RandomSampler(seed=0), pruner)
+    base = RunConfig(total_timesteps=8000, eval_episodes=20, curve_episodes=5)
+    fixed(sweep_settings(tmp_path, base, 2), study, 2)
+    hopeless = sweep_settings(tmp_path, base.replace(learning_rate=1e-7), 2)
+    fixed(hopeless, study, 2)
+    for trial in study.trials[2:]:
+        assert trial.state == TrialState.PRUNED
+        assert [r["seed"] for r in trial.user_attrs["seed_results"]] == tuning_seeds(0, 1)
+        assert trial.last_step is not None and trial.last_step < 8000  # within the first seed's run
 
-    def settings(learning_rate: float) -> SweepSettings:
-        base = RunConfig(
-            total_timesteps=8000, learning_rate=learning_rate, eval_episodes=20, curve_episodes=5
-        )
-        return SweepSettings(
-            base, "prune", 4, "core", "random", "median", 0, store, tmp_path, tmp_path / "tb"
-        )
 
-    study.optimize(lambda t: run_trial(t, settings(2.3e-3)), n_trials=2)
-    study.optimize(lambda t: run_trial(t, settings(1e-7)), n_trials=2)
-    states = [t.state for t in study.trials]
-    assert states[2:] == [TrialState.PRUNED, TrialState.PRUNED], states
-    assert all(t.last_step is not None and t.last_step < 8000 for t in study.trials[2:])
+class PrunesEverySolvedRun(optuna.pruners.BasePruner):
+    """A pruner that would stop any run whose last reported value is a solve (>= 1)."""
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        values = trial.intermediate_values
+        return bool(values) and values[max(values)] >= 1.0
+
+
+def test_a_config_that_solves_all_its_seeds_is_never_pruned(tmp_path: Path) -> None:
+    """A solved run is never offered to the pruner (even one that would prune it), and the
+    across-seed rule leaves a trial alone while half its seeds can solve, although the study holds
+    a faster solver: a config that solves both of its seeds completes."""
+    store = StoreSettings(None, tmp_path / "journal.log")
+    study = open_study(
+        open_storage(store), "prune", optuna.samplers.RandomSampler(seed=0), PrunesEverySolvedRun()
+    )
+    study.add_trial(optuna.trial.create_trial(value=1.99, params={}, distributions={}))
+    fixed(
+        sweep_settings(tmp_path, RunConfig(total_timesteps=30_000, eval_episodes=20, curve_episodes=5), 2),
+        study,
+        1,
+    )
+    trial = study.trials[-1]
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs
+    results = trial.user_attrs["seed_results"]
+    assert [r["seed"] for r in results] == tuning_seeds(0, 2) and all(r["solved"] for r in results)
+    assert set(results[0]) == {"seed", "solved", "steps_to_solve", "wall_to_solve_s"}
+    assert trial.value is not None and trial.value >= 1.0
+    # the solved runs did report their solve, at their seed's offset, to the end of the budget
+    assert (
+        max(trial.intermediate_values) > 30_000
+        and trial.intermediate_values[max(trial.intermediate_values)] >= 1
+    )
+
+
+def test_across_seeds_a_trial_that_can_no_longer_rank_as_a_solver_is_pruned(tmp_path: Path) -> None:
+    """No in-run pruning here: with 3 seeds a trial needs 2 solved; after two unsolved seeds it is
+    pruned (the study has a solver), and its third seed never runs."""
+    store = StoreSettings(None, tmp_path / "journal.log")
+    study = open_study(
+        open_storage(store), "prune", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner()
+    )
+    study.add_trial(optuna.trial.create_trial(value=1.5, params={}, distributions={}))
+    base = RunConfig(total_timesteps=2000, eval_episodes=10, curve_episodes=5, learning_rate=1e-7)
+    fixed(sweep_settings(tmp_path, base, 3), study, 1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.PRUNED
+    assert [r["solved"] for r in trial.user_attrs["seed_results"]] == [False, False]
 
 
 def test_a_diverging_per_trial_is_pruned_and_the_sweep_goes_on(workdir: Path) -> None:

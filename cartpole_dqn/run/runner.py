@@ -55,7 +55,7 @@ def train_new_run(
     start = time.perf_counter()
     write_atomic(paths.config, config.to_yaml())
     agent = build_agent(config, make_train_env(config))
-    agent.set_logger(tensorboard_logger(paths.tensorboard_dir))
+    agent.set_logger(tensorboard_logger(paths.tensorboard_dir, config=config))
     solve = solve_callback(config, env, paths, verbose, callback_after_eval)
     learn(agent, solve, config.total_timesteps, True, progress_bar, callback)
     assert solve.start_time is not None
@@ -194,13 +194,19 @@ def finish(
     return result
 
 
-def tensorboard_logger(folder: Path, purge_step: int | None = None) -> Logger:
+def tensorboard_logger(
+    folder: Path, purge_step: int | None = None, config: RunConfig | None = None
+) -> Logger:
     """SB3's TensorBoard logger; with ``purge_step``, events at or after that step from an interrupted
-    earlier session are hidden, so a resumed run's curves have no duplicated steps."""
+    earlier session are hidden, so a resumed run's curves have no duplicated steps. With ``config``,
+    the run's config is written as text (TensorBoard's Text tab, tag ``config``), so a curve can be
+    traced to the exact settings that drew it."""
     output = TensorBoardOutputFormat(str(folder))
     if purge_step is not None:
         from torch.utils.tensorboard import SummaryWriter
 
         output.writer.close()
         output.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
+    if config is not None:
+        output.writer.add_text("config", "```yaml\n" + config.to_yaml().rstrip() + "\n```", 0)
     return Logger(folder=str(folder), output_formats=[output])

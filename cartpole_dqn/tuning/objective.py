@@ -63,3 +63,32 @@ class CurveScore:
         """Evaluation steps after ``after_step`` up to the budget (a solved trial reports at them too)."""
         first = (after_step // self.eval_freq + 1) * self.eval_freq
         return range(first, self.budget + 1, self.eval_freq)
+
+
+# --- one trial, several seeds ---
+#
+# A trial's value is the *lower median* of its per-seed values. Per-seed steps to solve are
+# heavy-tailed (CartPole DQN is chaotic per seed: one unlucky seed can take 5x the steps), so a
+# mean would let one seed decide; the median ignores one outlier in three. The lower median (the
+# smaller middle value for an even count) keeps the objective's promise for any seed count: a
+# trial scores >= 1 only if at least half of its seeds solved within the budget, so a config that
+# solved 1 of 2 seeds never outranks one that solved both. Unsolved seeds stay in the count with
+# their (< 1) curve value: never dropped. Since the value falls as steps rise, the matching
+# estimate in steps is the upper median of steps to solve, unsolved seeds counted as never.
+
+
+def trial_value(seed_values: Sequence[float]) -> float:
+    """The trial's value from its per-seed values (the lower median)."""
+    ordered = sorted(seed_values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def solves_needed(seeds: int) -> int:
+    """Seeds a trial of ``seeds`` seeds must solve for its value to reach 1 (i.e. to rank as a solver)."""
+    return seeds - (seeds + 1) // 2 + 1
+
+
+def median_steps(steps_to_solve: Sequence[int | None]) -> float:
+    """The upper median of steps to solve, an unsolved run counting as never (``inf``)."""
+    ordered = sorted(math.inf if s is None else float(s) for s in steps_to_solve)
+    return ordered[len(ordered) // 2] if ordered else math.inf

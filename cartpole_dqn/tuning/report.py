@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import statistics
+import sys
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import write_atomic
+from cartpole_dqn.tuning.objective import median_steps
 from cartpole_dqn.tuning.space import overrides_from_params
 
 if TYPE_CHECKING:
@@ -32,33 +37,66 @@ def best_config(study: optuna.Study, base: RunConfig) -> RunConfig:
     return base.replace(**overrides_from_params(study.best_trial.params))
 
 
-def top_table(study: optuna.Study, threshold: float, max_return: float | None, top: int = 10) -> str:
+def seed_results(trial: FrozenTrial) -> list[dict[str, Any]]:
+    """The trial's per-seed results (a one-seed study from before multi-seed trials: its one run)."""
+    attrs = trial.user_attrs
+    if "seed_results" in attrs:
+        return list(attrs["seed_results"])
+    if "seed" not in attrs:
+        return []
+    return [
+        {
+            "seed": attrs["seed"],
+            "solved": bool(attrs.get("solved")),
+            "steps_to_solve": attrs.get("steps_to_solve"),
+            "wall_to_solve_s": attrs.get("wall_to_solve_s"),
+        }
+    ]
+
+
+def sweep_estimate(trial: FrozenTrial) -> float:
+    """The trial's steps to solve as the sweep saw it: the upper median over its seeds (unsolved: inf)."""
+    return median_steps([r["steps_to_solve"] if r["solved"] else None for r in seed_results(trial)])
+
+
+def ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete trials, best first."""
     done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    done.sort(key=lambda t: t.value or 0.0, reverse=True)
+    return sorted(done, key=lambda t: (-(t.value or 0.0), t.number))
+
+
+def steps_text(steps: float) -> str:
+    return "never" if math.isinf(steps) else f"{steps:,.0f}"
+
+
+def top_table(study: optuna.Study, threshold: float, max_return: float | None, top: int = 10) -> str:
     head = (
-        "| trial | value | solved | steps to solve | eval mean | vs threshold {t:g} | vs max {m} | params |"
+        "| trial | value | seeds solved | median steps to solve | steps per seed | final eval (median) "
+        "| vs threshold {t:g} | vs max {m} | params |"
     )
     lines = [
         head.format(t=threshold, m="-" if max_return is None else f"{max_return:g}"),
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for trial in done[:top]:
+    for trial in ranked(study)[:top]:
         lines.append(_row(trial, threshold, max_return))
     return "\n".join(lines)
 
 
 def _row(trial: FrozenTrial, threshold: float, max_return: float | None) -> str:
     attrs = trial.user_attrs
-    mean = attrs.get("eval_mean")
-    steps = attrs.get("steps_to_solve")
+    seeds = seed_results(trial)
+    means = attrs.get("eval_means") or ([attrs["eval_mean"]] if "eval_mean" in attrs else [])
+    mean = statistics.median(means) if means else None
     verdict = (
         "-" if mean is None else ("PASS" if mean >= threshold else "FAIL") + f" ({mean - threshold:+.1f})"
     )
     of_max = "-" if mean is None or max_return is None else f"{100 * mean / max_return:.0f}%"
+    per_seed = " ".join("-" if not r["solved"] else f"{r['steps_to_solve']:,}" for r in seeds)
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in trial.params.items())
     return (
-        f"| {trial.number} | {trial.value:.4f} | {'yes' if attrs.get('solved') else 'no'} | "
-        f"{'-' if steps is None else f'{steps:,}'} | {'-' if mean is None else f'{mean:.1f}'} | "
+        f"| {trial.number} | {trial.value:.4f} | {sum(r['solved'] for r in seeds)}/{len(seeds)} | "
+        f"{steps_text(sweep_estimate(trial))} | {per_seed} | {'-' if mean is None else f'{mean:.1f}'} | "
         f"{verdict} | {of_max} | {params} |"
     )
 
@@ -164,28 +202,140 @@ def report(settings: SweepSettings, validate_seeds: int) -> None:
         validate(settings, validate_seeds, env_info.threshold)
 
 
-def validate(settings: SweepSettings, count: int, threshold: float) -> None:
-    """Re-train best.yaml on ``count`` seeds no trial used, and print how it does."""
-    from cartpole_dqn.benchmarking.stats import summarize
-    from cartpole_dqn.config import load_config
-    from cartpole_dqn.run.multiseed import RunSpec, run_many
-    from cartpole_dqn.tuning.sweep import validation_seeds
+VALIDATED = 3  # --validate-seeds re-trains the sweep's top configs, this many
 
-    best = load_config(settings.study_dir / "best.yaml")
+
+def validate(settings: SweepSettings, count: int, threshold: float) -> dict[str, Any]:
+    """Re-train the top configs on ``count`` seeds no trial used; compare with the sweep's estimates.
+
+    Prints, per config, the sweep's estimate (upper median steps over its tuning seeds) beside its
+    validation median steps and solve rate, then the rank agreement (Kendall's tau of the sweep's
+    order against the validation order) and the two reproducibility figures: the best config's
+    validation median relative to its sweep estimate, and the sweep best's rank on validation.
+    Writes validation.json and validation.md into the study folder.
+    """
+    from cartpole_dqn.benchmarking.stats import solved_within
+    from cartpole_dqn.run.multiseed import RunSpec, run_many
+    from cartpole_dqn.tuning.progress import clock
+    from cartpole_dqn.tuning.seeds import validation_seeds
+
+    storage_study = _load(settings)
+    base = recorded_base_config(storage_study, settings.base)
+    top = ranked(storage_study)[:VALIDATED]
     seeds = validation_seeds(count)
     specs = [
         RunSpec(
-            "validate",
-            best.replace(seed=seed),
+            f"trial-{trial.number}",
+            base.replace(**overrides_from_params(trial.params), seed=seed),
             settings.study_dir / "validation",
             settings.log_dir / "tune" / settings.study_name / "validation",
         )
+        for trial in top
         for seed in seeds
     ]
-    s = summarize(run_many(specs, jobs=min(os.cpu_count() or 1, count)))
-    steps = "-" if s.steps_median is None else f"{s.steps_median:,.0f}"
-    print(
-        f"validation on seeds {seeds[0]}..{seeds[-1]} (never used by the sweep): "
-        f"solved {s.solved}/{s.runs}, median steps to solve {steps}, "
-        f"stays solved {s.stays_solved}/{s.runs} (threshold {threshold:g})"
+    start = time.time()
+
+    def progress(spec: RunSpec, result: Any, done: int, total: int) -> None:
+        if settings.progress:
+            what = f"solved at {result.steps_to_solve:,}" if solved_within(result) else "not solved"
+            elapsed = time.time() - start
+            print(
+                f"validate {done}/{total} {spec.label} seed {result.seed}: {what}  elapsed {clock(elapsed)}"
+                f"  ETA {clock(elapsed / done * (total - done))}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    results = run_many(specs, jobs=min(os.cpu_count() or 1, len(specs)), on_result=progress)
+    rows = []
+    for i, trial in enumerate(top):
+        runs = results[i * count : (i + 1) * count]
+        solved = [r for r in runs if solved_within(r)]
+        rows.append(
+            {
+                "sweep_rank": i + 1,
+                "trial": trial.number,
+                "value": trial.value,
+                "params": trial.params,
+                "sweep_seeds": len(seed_results(trial)),
+                "sweep_solved": sum(r["solved"] for r in seed_results(trial)),
+                "sweep_median_steps": sweep_estimate(trial),
+                "validation_median_steps": median_steps(
+                    [r.steps_to_solve if solved_within(r) else None for r in runs]
+                ),
+                "validation_solved": len(solved),
+                "validation_stays_solved": sum(r.stays_solved for r in solved),
+                "validation_runs": len(runs),
+            }
+        )
+    order = sorted(
+        rows, key=lambda r: (-r["validation_solved"], r["validation_median_steps"], r["sweep_rank"])
     )
+    for rank, row in enumerate(order, start=1):
+        row["validation_rank"] = rank
+    best = rows[0]
+    ratio = (
+        best["validation_median_steps"] / best["sweep_median_steps"]
+        if math.isfinite(best["sweep_median_steps"]) and math.isfinite(best["validation_median_steps"])
+        else math.nan
+    )
+    record = {
+        "study": settings.study_name,
+        "validation_seeds": seeds,
+        "configs": rows,
+        "kendall_tau": kendall_tau([r["sweep_rank"] for r in rows], [r["validation_rank"] for r in rows]),
+        "best_validation_over_sweep": ratio,
+        "best_validation_rank": best["validation_rank"],
+    }
+    table = validation_table(record, threshold)
+    print(table)
+    write_atomic(settings.study_dir / "validation.json", json.dumps(record, indent=2, default=str) + "\n")
+    write_atomic(settings.study_dir / "validation.md", table + "\n")
+    return record
+
+
+def kendall_tau(a: list[int], b: list[int]) -> float:
+    """Kendall's tau between two rankings of the same items (1: same order, -1: reversed)."""
+    pairs = [(i, j) for i in range(len(a)) for j in range(i + 1, len(a))]
+    if not pairs:
+        return math.nan
+    score = sum((a[i] - a[j]) * (b[i] - b[j]) > 0 for i, j in pairs) - sum(
+        (a[i] - a[j]) * (b[i] - b[j]) < 0 for i, j in pairs
+    )
+    return score / len(pairs)
+
+
+def validation_table(record: dict[str, Any], threshold: float) -> str:
+    seeds = record["validation_seeds"]
+    lines = [
+        f"validation on seeds {seeds[0]}..{seeds[-1]} (never used by the sweep; threshold {threshold:g}; "
+        "medians are upper medians, an unsolved seed counting as never)",
+        "",
+        "| sweep rank | trial | sweep value | sweep estimate: median steps (seeds solved) "
+        "| validation median steps | validation solved | stays solved | validation rank |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in record["configs"]:
+        lines.append(
+            f"| {row['sweep_rank']} | {row['trial']} | {row['value']:.4f} | "
+            f"{steps_text(row['sweep_median_steps'])} ({row['sweep_solved']}/{row['sweep_seeds']}) | "
+            f"{steps_text(row['validation_median_steps'])} | "
+            f"{row['validation_solved']}/{row['validation_runs']} | "
+            f"{row['validation_stays_solved']}/{row['validation_runs']} | {row['validation_rank']} |"
+        )
+    ratio = record["best_validation_over_sweep"]
+    ratio_text = "-" if math.isnan(ratio) else f"{100 * (ratio - 1):+.0f}%"
+    tau = record["kendall_tau"]
+    lines += [
+        "",
+        f"rank agreement (Kendall's tau, sweep vs validation): {'-' if math.isnan(tau) else f'{tau:+.2f}'}; "
+        f"the sweep's best is #{record['best_validation_rank']} on validation; its validation median is "
+        f"{ratio_text} against its sweep estimate",
+    ]
+    return "\n".join(lines)
+
+
+def _load(settings: SweepSettings) -> optuna.Study:
+    from cartpole_dqn.tuning.studies import open_storage
+
+    return optuna.load_study(study_name=settings.study_name, storage=open_storage(settings.store))

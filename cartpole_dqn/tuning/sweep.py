@@ -1,10 +1,21 @@
-"""The sweep: Optuna trials that are ordinary training runs, claimed by any number of workers.
+"""The sweep: Optuna trials made of ordinary training runs, claimed by any number of workers.
 
-Each trial trains its config through the same runner as ``train``; the solve protocol reports
-every evaluation to Optuna through a ``TrialPruningCallback`` (its ``callback_after_eval``),
-which stops a trial the pruner rejects, as rl-baselines3-zoo's ``TrialEvalCallback`` does.
+A trial trains its config on the sweep's ``K`` tuning seeds (common to all trials), one after
+another, each through the same runner as ``train``, and scores the lower median of the per-seed
+values (:mod:`cartpole_dqn.tuning.objective`). Pruning, both within a run and across seeds:
+
+1. within a run: every evaluation is reported to Optuna through a ``TrialPruningCallback`` (the
+   solve protocol's ``callback_after_eval``, as rl-baselines3-zoo's ``TrialEvalCallback``), at step
+   ``seed index * stride + step``, so the pruner compares this trial's run on seed ``i`` with the
+   other trials' runs on the same seed at the same step; a run that has not solved and that the
+   pruner rejects stops, and so does the trial (a hopeless config is pruned on its first seed);
+2. across seeds: after a seed, a trial that can no longer have half of its seeds solved (so its
+   value stays below 1) is pruned if the study already has a complete trial that solved.
+
+A run that solved is never pruned, so a trial that solves all its seeds always completes.
 ``settings.trials`` is the total number of finished (complete + pruned) trials the study ends
-with, across reruns and workers. Optuna is imported inside the functions that use it, so the
+with, across reruns and workers; a trial killed with its worker is failed and re-run whole (all
+its seeds), never half-counted. Optuna is imported inside the functions that use it, so the
 command line answers without it.
 """
 
@@ -27,23 +38,6 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "random")
 PRUNERS = ("median", "none", "halving")
 
-# Seeds in three disjoint ranges, by construction: benchmarks start at 1,000 (below the first),
-# trials train on [10,000, 900,000), and --validate-seeds re-trains on 900,000 and up.
-TUNING_SEED_START = 10_000
-VALIDATION_SEED_START = 900_000
-SWEEP_SEED_STRIDE = 10_000  # --seed s starts its trials s * 10,000 further on (wrapping in the range)
-
-
-def trial_seed(sweep_seed: int, trial_number: int) -> int:
-    """The training seed of trial ``trial_number`` of a sweep run with ``--seed sweep_seed``."""
-    span = VALIDATION_SEED_START - TUNING_SEED_START
-    return TUNING_SEED_START + (sweep_seed * SWEEP_SEED_STRIDE + trial_number) % span
-
-
-def validation_seeds(count: int) -> list[int]:
-    """The seeds ``--validate-seeds`` re-trains the best config on: never a trial's seed."""
-    return list(range(VALIDATION_SEED_START, VALIDATION_SEED_START + count))
-
 
 @dataclass(frozen=True)
 class SweepSettings:
@@ -59,6 +53,10 @@ class SweepSettings:
     store: StoreSettings
     output_dir: Path
     log_dir: Path
+    seeds_per_trial: int = 3
+    progress: bool = False
+    started_at: float = 0.0  # time.time() when the command started (for elapsed and ETA)
+    finished_at_start: int = 0  # finished trials the study had then
 
     @property
     def study_dir(self) -> Path:
@@ -66,7 +64,11 @@ class SweepSettings:
 
     def recorded(self) -> dict[str, Any]:
         """What the study records about how its trials run (rerunning it with other values is refused)."""
-        return {"base_config": self.base.to_dict(), "space": self.space}
+        return {
+            "base_config": self.base.to_dict(),
+            "space": self.space,
+            "seeds_per_trial": self.seeds_per_trial,
+        }
 
 
 def make_sampler(settings: SweepSettings, worker: int) -> optuna.samplers.BaseSampler:
@@ -97,10 +99,13 @@ def record_settings(study: optuna.Study, settings: SweepSettings) -> None:
             study.set_user_attr(key, value)
         return
     for key, value in recorded.items():
-        if attrs.get(key) == value:
+        had = attrs.get(key, 1 if key == "seeds_per_trial" else None)  # studies before K existed: 1 seed
+        if had == value:
             continue
         if key == "space":
-            what = f"search space '{attrs.get(key)}' (this run: '{value}')"
+            what = f"search space '{had}' (this run: '{value}')"
+        elif key == "seeds_per_trial":
+            what = f"--seeds-per-trial {had} (this run: {value})"
         else:
             diff = sorted(k for k in value if attrs[key].get(k) != value[k])
             what = (
@@ -114,44 +119,127 @@ def record_settings(study: optuna.Study, settings: SweepSettings) -> None:
 
 
 def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
-    """Train one trial's config; report every evaluation; prune when the pruner says so."""
+    """Train one trial's config on the tuning seeds; report every evaluation; prune as documented above."""
     import optuna
 
+    from cartpole_dqn.benchmarking.stats import solved_within
     from cartpole_dqn.errors import DivergenceError
     from cartpole_dqn.run.artifacts import allocate_run
     from cartpole_dqn.run.envs import resolve_env
     from cartpole_dqn.run.runner import train_new_run
-    from cartpole_dqn.tuning.objective import CurveScore, reward_floor
+    from cartpole_dqn.tuning.objective import CurveScore, reward_floor, solves_needed, trial_value
     from cartpole_dqn.tuning.pruning import TrialPruningCallback
+    from cartpole_dqn.tuning.seeds import tuning_seeds
     from cartpole_dqn.tuning.space import suggest
 
-    seed = trial_seed(settings.seed, trial.number)
-    config, env = resolve_env(settings.base.replace(**suggest(trial, settings.space), seed=seed))
-    score = CurveScore(
-        config.total_timesteps,
-        config.eval_freq,
-        env.threshold,
-        reward_floor(env.threshold, env.max_episode_steps),
-    )
-    paths = allocate_run(
-        settings.study_dir / "trials",
-        settings.log_dir / "tune" / settings.study_name,
-        None,
-        f"trial-{trial.number}",
-    )
-    trial.set_user_attr("seed", seed)
-    trial.set_user_attr("run_dir", str(paths.run_dir))
-    pruning = TrialPruningCallback(trial, score)
+    seeds = tuning_seeds(settings.seed, settings.seeds_per_trial)
+    overrides = suggest(trial, settings.space)
+    trial.set_user_attr("seeds", seeds)
+    runs_root = settings.study_dir / "trials" / f"trial-{trial.number}"
+    log_root = settings.log_dir / "tune" / settings.study_name / f"trial-{trial.number}"
+    trial.set_user_attr("run_dir", str(runs_root))
+    seed_results: list[dict[str, Any]] = []
+    values: list[float] = []
+    eval_means: list[float] = []
+    outcome = "complete"
     try:
-        result = train_new_run(config, env, paths, callback_after_eval=pruning)
-    except DivergenceError as exc:
-        trial.set_user_attr("diverged", str(exc))
-        raise optuna.TrialPruned(str(exc)) from None
-    for key in ("solved", "steps_to_solve", "wall_to_solve_s", "eval_mean", "stays_solved", "total_steps"):
-        trial.set_user_attr(key, getattr(result, key))
-    if pruning.pruned:
-        raise optuna.TrialPruned(f"pruned at step {result.total_steps}")
-    return score.value_of(result.steps_to_solve, [e.mean for e in result.evaluations])
+        for index, seed in enumerate(seeds):
+            config, env = resolve_env(settings.base.replace(**overrides, seed=seed))
+            score = CurveScore(
+                config.total_timesteps,
+                config.eval_freq,
+                env.threshold,
+                reward_floor(env.threshold, env.max_episode_steps),
+            )
+            paths = allocate_run(runs_root, log_root, None, f"seed-{seed}")
+            pruning = TrialPruningCallback(trial, score, offset=index * score.slots * score.eval_freq)
+            try:
+                result = train_new_run(config, env, paths, callback_after_eval=pruning)
+            except DivergenceError as exc:
+                seed_results.append(seed_result(seed, None, None))
+                trial.set_user_attr("seed_results", seed_results)
+                trial.set_user_attr("diverged", str(exc))
+                outcome = "pruned"
+                raise optuna.TrialPruned(str(exc)) from None
+            solved = solved_within(result)
+            seed_results.append(
+                seed_result(
+                    seed,
+                    result.steps_to_solve if solved else None,
+                    result.wall_to_solve_s if solved else None,
+                )
+            )
+            values.append(score.value_of(result.steps_to_solve, [e.mean for e in result.evaluations]))
+            eval_means.append(result.eval_mean)
+            trial.set_user_attr("seed_results", seed_results)
+            trial.set_user_attr("eval_means", eval_means)
+            if pruning.pruned:
+                outcome = "pruned"
+                raise optuna.TrialPruned(f"pruned on seed {seed} at step {result.total_steps}")
+            unsolved = sum(not r["solved"] for r in seed_results)
+            if (
+                unsolved > len(seeds) - solves_needed(len(seeds))
+                and index + 1 < len(seeds)
+                and _has_solver(trial)
+            ):
+                outcome = "pruned"
+                raise optuna.TrialPruned(
+                    f"{unsolved} of {len(seeds)} seeds unsolved: cannot rank with the trials that solved"
+                )
+        value = trial_value(values)
+        trial.set_user_attr("value_per_seed", values)
+        return value
+    except optuna.TrialPruned:
+        raise
+    except BaseException:
+        outcome = "fail"
+        raise
+    finally:
+        write_session(trial, settings, log_root, seed_results, values, outcome)
+
+
+def seed_result(seed: int, steps_to_solve: int | None, wall_to_solve_s: float | None) -> dict[str, Any]:
+    """One seed's entry in a trial's ``seed_results`` (solved means within the budget)."""
+    return {
+        "seed": seed,
+        "solved": steps_to_solve is not None,
+        "steps_to_solve": steps_to_solve,
+        "wall_to_solve_s": wall_to_solve_s,
+    }
+
+
+def _has_solver(trial: optuna.Trial) -> bool:
+    from optuna.trial import TrialState
+
+    complete = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return any(t.value is not None and t.value >= 1.0 for t in complete)
+
+
+def write_session(
+    trial: optuna.Trial,
+    settings: SweepSettings,
+    log_root: Path,
+    seed_results: list[dict[str, Any]],
+    values: list[float],
+    outcome: str,
+) -> None:
+    """The trial's HParams session in TensorBoard (see :mod:`cartpole_dqn.tuning.hparams`)."""
+    import math
+    import statistics
+
+    from cartpole_dqn.tuning.hparams import write_trial_session
+    from cartpole_dqn.tuning.objective import median_steps, trial_value
+
+    walls = [r["wall_to_solve_s"] for r in seed_results if r["solved"]]
+    params: dict[str, Any] = {**trial.params, "study": settings.study_name, "state": outcome}
+    metrics = {
+        "trial/value": trial_value(values) if values else math.nan,
+        "trial/solved_seeds": float(sum(r["solved"] for r in seed_results)),
+        "trial/seeds": float(len(seed_results)),
+        "trial/median_steps_to_solve": median_steps([r["steps_to_solve"] for r in seed_results]),
+        "trial/median_wall_to_solve_s": statistics.median(walls) if walls else math.nan,
+    }
+    write_trial_session(log_root / "hparams", params, metrics)
 
 
 def worker(settings: SweepSettings, index: int) -> int:
@@ -174,7 +262,10 @@ def worker(settings: SweepSettings, index: int) -> int:
     identity = worker_identity()
     ran = failures = 0
 
+    current: list[int] = []
+
     def objective(trial: optuna.Trial) -> float:
+        current.append(trial.number)
         for key, value in identity.items():
             trial.set_user_attr(key, value)
         lock.release()  # the trial now exists and carries its owner: other workers may claim
@@ -198,7 +289,11 @@ def worker(settings: SweepSettings, index: int) -> int:
         finally:
             lock.release()
         ran += 1
-        last = study.get_trials(deepcopy=False)[-1]
+        last = study.get_trials(deepcopy=False)[current[-1]]  # this worker's trial (others may be newer)
+        if settings.progress:
+            from cartpole_dqn.tuning.progress import trial_line
+
+            print(trial_line(study, last, settings), file=sys.stderr, flush=True)
         failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
         if failures >= 3:
             reason = last.system_attrs.get("fail_reason", "see the trial's logs")

@@ -49,6 +49,7 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     parser.add_argument("--runs-dir", type=Path, default=Path("experiments/runs"), help="run artifacts root")
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the median CI")
+    parser.add_argument("--no-progress", action="store_true", help="no per-run progress lines on stderr")
     return parser
 
 
@@ -118,7 +119,8 @@ def run_benchmark(
     """Train every (config, seed), reporting each as it finishes; the record that write_record writes."""
     import numpy as np
 
-    from cartpole_dqn.benchmarking.stats import ratio, solved_within, summarize
+    from cartpole_dqn.benchmarking.progress import clock, eta
+    from cartpole_dqn.benchmarking.stats import paired_difference, ratio, solved_within, summarize
     from cartpole_dqn.run.multiseed import RunSpec, run_many
     from cartpole_dqn.run.results import RunResult
 
@@ -145,11 +147,14 @@ def run_benchmark(
             else f"not solved within {result.budget:,} steps"
         )
         board = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in solved_so_far.items())
-        print(
-            f"[{done}/{total} {time.perf_counter() - start:5.0f} s] {spec.label} seed {result.seed}: "
-            f"{what} | solved so far: {board}",
-            flush=True,
-        )
+        elapsed = time.perf_counter() - start
+        if not args.no_progress:
+            print(
+                f"[{done}/{total} {clock(elapsed)} ETA {eta(elapsed, done, total - done)}] {spec.label} "
+                f"seed {result.seed}: {what} | solved so far: {board}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     results = run_many(specs, jobs=args.jobs, on_result=progress)
     by_label = {
@@ -161,6 +166,11 @@ def run_benchmark(
     for s in summaries.values():
         s.steps_ratio_vs_baseline = ratio(base.steps_median, s.steps_median)
         s.wall_ratio_vs_baseline = ratio(base.wall_median, s.wall_median)
+    paired = {
+        label: paired_difference(by_label[label], by_label[baseline], rng, args.bootstrap)
+        for label in configs
+        if label != baseline
+    }
     machine = (
         f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, torch CPU build"
     )
@@ -176,6 +186,7 @@ def run_benchmark(
         "wall_s": time.perf_counter() - start,
         "configs": {label: config.to_dict() for label, config in configs.items()},
         "summaries": summaries,
+        "paired": paired,
         "runs": by_label,
     }
 
@@ -189,12 +200,15 @@ def write_record(record: dict[str, Any], stem: Path, threshold: float, max_retur
     serializable = {
         **record,
         "summaries": {label: asdict(s) for label, s in summaries.items()},
+        "paired": {label: None if d is None else asdict(d) for label, d in record["paired"].items()},
         "runs": [{"label": label, **r.to_dict()} for label, runs in by_label.items() for r in runs],
     }
     stem.with_suffix(".json").write_text(json.dumps(serializable, indent=1) + "\n")
     eval_freqs = {label: config["eval_freq"] for label, config in record["configs"].items()}
     plots = write_plots(by_label, eval_freqs, record["budget"], threshold, max_return, stem)
-    table = markdown_table(summaries, record["baseline"], threshold)
+    table = markdown_table(summaries, record["baseline"], threshold) + paired_lines(
+        record["paired"], record["baseline"]
+    )
     seeds = record["seeds"]
     markdown = (
         f"# Benchmark: {record['env_id']}, {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
@@ -210,6 +224,18 @@ def write_record(record: dict[str, Any], stem: Path, threshold: float, max_retur
     stem.with_suffix(".md").write_text(markdown)
     print(table)
     print(f"results: {stem.with_suffix('.json')}, {stem.with_suffix('.md')}, " + ", ".join(map(str, plots)))
+
+
+def paired_lines(paired: dict[str, Any], baseline: str) -> str:
+    """One line per config: its paired difference in steps to solve against the baseline."""
+    lines = [
+        f"\n{label} vs {baseline}, paired by seed ({len(d.seeds)} seeds; {baseline} − {label} steps to "
+        f"solve, unsolved = budget): median {d.median:+,.0f}, 95% bootstrap CI [{d.ci95[0]:+,.0f}, "
+        f"{d.ci95[1]:+,.0f}]; fewer steps on {d.config_better} seeds, more on {d.baseline_better}"
+        for label, d in paired.items()
+        if d is not None
+    ]
+    return ("\n" if lines else "") + "\n".join(lines)
 
 
 def cli(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

@@ -108,7 +108,7 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
-    assert "solved so far" in result.stdout
+    assert "solved so far" in result.stderr and "ETA" in result.stderr
     results = workdir / "experiments" / "results"
     (record_path,) = results.glob("benchmark-CartPole-v1-*.json")
     record = json.loads(record_path.read_text())

@@ -89,3 +89,45 @@ def _median(values: list[float]) -> float | None:
 def ratio(baseline: float | None, value: float | None) -> float | None:
     """How many times less ``value`` is than ``baseline`` (None when either is missing)."""
     return None if baseline is None or not value else baseline / value
+
+
+@dataclass
+class PairedDifference:
+    """Steps to solve of a config against the baseline on the same seeds: ``baseline - config`` per
+    seed (positive: the config needs fewer steps), an unsolved run counted as the full budget."""
+
+    seeds: list[int]
+    differences: list[float]
+    median: float
+    ci95: tuple[float, float]
+    config_better: int  # seeds where the config solved in fewer steps
+    baseline_better: int
+
+
+def paired_difference(
+    config: Sequence[RunResult],
+    baseline: Sequence[RunResult],
+    rng: np.random.Generator,
+    resamples: int = 10_000,
+) -> PairedDifference | None:
+    """The median paired difference in steps to solve with a percentile bootstrap CI over seeds
+    (None when the two share no seed). Pairing cancels each seed's luck, which both configs share."""
+    base_by_seed = {r.seed: r for r in baseline}
+    pairs = [(r, base_by_seed[r.seed]) for r in config if r.seed in base_by_seed]
+    if not pairs:
+        return None
+
+    def censored(r: RunResult) -> float:
+        return (
+            float(r.steps_to_solve) if solved_within(r) and r.steps_to_solve is not None else float(r.budget)
+        )
+
+    differences = [censored(b) - censored(c) for c, b in pairs]
+    return PairedDifference(
+        seeds=[c.seed for c, _ in pairs],
+        differences=differences,
+        median=float(np.median(differences)),
+        ci95=bootstrap_median_ci(differences, rng, resamples),
+        config_better=sum(d > 0 for d in differences),
+        baseline_better=sum(d < 0 for d in differences),
+    )

@@ -12,24 +12,12 @@ from typing import TYPE_CHECKING
 
 from optuna.trial import FrozenTrial, TrialState
 
+from cartpole_dqn.benchmarking.progress import clock, eta
+
 if TYPE_CHECKING:
     import optuna
 
     from cartpole_dqn.tuning.sweep import SweepSettings
-
-
-def clock(seconds: float) -> str:
-    seconds = max(round(seconds), 0)
-    minutes, secs = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
-
-
-def eta(elapsed: float, done: int, remaining: int) -> str:
-    """The time left at the pace so far ("?" before anything finished)."""
-    if remaining <= 0:
-        return clock(0)
-    return "?" if done <= 0 else clock(elapsed / done * remaining)
 
 
 def trial_line(study: optuna.Study, trial: FrozenTrial, settings: SweepSettings) -> str:

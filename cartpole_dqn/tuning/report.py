@@ -214,9 +214,9 @@ def validate(settings: SweepSettings, count: int, threshold: float) -> dict[str,
     validation median relative to its sweep estimate, and the sweep best's rank on validation.
     Writes validation.json and validation.md into the study folder.
     """
+    from cartpole_dqn.benchmarking.progress import clock
     from cartpole_dqn.benchmarking.stats import solved_within
     from cartpole_dqn.run.multiseed import RunSpec, run_many
-    from cartpole_dqn.tuning.progress import clock
     from cartpole_dqn.tuning.seeds import validation_seeds
 
     storage_study = _load(settings)

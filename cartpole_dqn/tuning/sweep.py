@@ -122,6 +122,10 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     """Train one trial's config on the tuning seeds; report every evaluation; prune as documented above."""
     import optuna
 
+    from cartpole_dqn.tuning.space import suggest
+
+    overrides = suggest(trial, settings.space)  # first: a trial killed from here on has its params
+
     from cartpole_dqn.benchmarking.stats import solved_within
     from cartpole_dqn.errors import DivergenceError
     from cartpole_dqn.run.artifacts import allocate_run
@@ -130,10 +134,8 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     from cartpole_dqn.tuning.objective import CurveScore, reward_floor, solves_needed, trial_value
     from cartpole_dqn.tuning.pruning import TrialPruningCallback
     from cartpole_dqn.tuning.seeds import tuning_seeds
-    from cartpole_dqn.tuning.space import suggest
 
     seeds = tuning_seeds(settings.seed, settings.seeds_per_trial)
-    overrides = suggest(trial, settings.space)
     trial.set_user_attr("seeds", seeds)
     runs_root = settings.study_dir / "trials" / f"trial-{trial.number}"
     log_root = settings.log_dir / "tune" / settings.study_name / f"trial-{trial.number}"

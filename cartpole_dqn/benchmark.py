@@ -42,9 +42,20 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     parser.add_argument("--seed-start", type=int, default=DEFAULT_SEED_START, help="first seed")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel runs (CPU cores)")
     parser.add_argument(
-        "--timesteps", type=int, default=None, help="budget for every config (default 50,000)"
+        "--total-timesteps",
+        "--timesteps",
+        dest="timesteps",
+        type=int,
+        default=None,
+        help="budget for every config (default 50,000)",
     )
-    parser.add_argument("--env", default=None, help="env id for every config (threshold from its spec)")
+    parser.add_argument(
+        "--env-id",
+        "--env",
+        dest="env",
+        default=None,
+        help="env id for every config (threshold from its spec)",
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("experiments/results"), help="results folder")
     parser.add_argument("--runs-dir", type=Path, default=Path("experiments/runs"), help="run artifacts root")
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")

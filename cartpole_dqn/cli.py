@@ -12,30 +12,59 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from cartpole_dqn.config import KEY_ALIASES, RunConfig, config_flag, field_kind
+from cartpole_dqn.config import RunConfig, alias_flags, config_flag, field_kind
 from cartpole_dqn.errors import DivergenceError, UsageError
+
+# Flags users of other tools type for ours (rl-baselines3-zoo, SB3 scripts): suggested on a miss.
+FLAG_SYNONYMS = {"--lr": "--learning-rate", "--steps": "--total-timesteps", "--env-name": "--env-id"}
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are a single line (no usage dump), exit status 2."""
+    """An ``ArgumentParser`` whose errors are a single line (no usage dump), exit status 2; an
+    unknown flag gets a "did you mean" from the parser's own flags."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)} (see --help)\n")
+
+    def _suggestion(self, message: str) -> str:
+        import difflib
+        import re
+
+        match = re.search(r"unrecognized arguments: (--?[\w-]+)", message)
+        if match is None:
+            return ""
+        typed = match.group(1).split("=")[0]
+        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        if FLAG_SYNONYMS.get(typed) in known:
+            return f"; did you mean {FLAG_SYNONYMS[typed]}?"
+        close = difflib.get_close_matches(typed, known, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else ""
 
 
 def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """One flag per :class:`RunConfig` field; unset flags stay ``None`` so the config file decides."""
-    group = parser.add_argument_group("run config (override the --config file)")
+    """One flag per :class:`RunConfig` field, named like the key; unset flags stay ``None`` so the
+    config file decides. The help shows the built-in default."""
+    group = parser.add_argument_group("run config (override the --config file; built-in defaults shown)")
+    defaults = RunConfig()
     for f in dataclasses.fields(RunConfig):
         if f.name in skip:
             continue
-        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
+        default = getattr(defaults, f.name)
+        shown = (
+            "none"
+            if default is None
+            else (" ".join(map(str, default)) if isinstance(default, list) else default)
+        )
+        kwargs: dict[str, Any] = {
+            "dest": f.name,
+            "default": None,
+            "help": f"{f.metadata['help']} (default: {shown})".replace("%", "%%"),
+        }
         kwargs.update(field_kind(f).flag)
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
             kwargs.pop("metavar", None)
-        aliases = [f"--{old.replace('_', '-')}" for old, name in KEY_ALIASES.items() if name == f.name]
-        group.add_argument(config_flag(f.name), *aliases, **kwargs)
+        group.add_argument(config_flag(f.name), *alias_flags(f.name), **kwargs)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -64,9 +64,9 @@ class RunConfig:
     """
 
     # --- environment and run ---
-    env_id: str = _spec("CartPole-v1", "Gymnasium env id (Discrete actions, Box observations)", flag="env")
+    env_id: str = _spec("CartPole-v1", "Gymnasium env id (Discrete actions, Box observations)")
     seed: int = _spec(0, "seed for the agent, the training envs and (offset) the eval envs", ge=0)
-    total_timesteps: int = _spec(50_000, "training budget in env steps", flag="timesteps", ge=1)
+    total_timesteps: int = _spec(50_000, "training budget in env steps", ge=1)
     n_envs: int = _spec(1, "parallel training envs (DummyVecEnv)", ge=1)
     device: str = _spec("auto", "torch device: auto, cpu, cuda or cuda:N")
     torch_threads: int = _spec(1, "torch CPU threads; 1 is fastest for small MLPs", ge=1)
@@ -98,7 +98,7 @@ class RunConfig:
     max_grad_norm: float = _spec(10.0, "gradient norm clip", gt=0)
     # --- plug-ins ---
     double_q: bool = _spec(False, "Double-DQN target (van Hasselt et al. 2016)")
-    prioritized_replay: bool = _spec(False, "prioritized replay (Schaul et al. 2016)", flag="per")
+    prioritized_replay: bool = _spec(False, "prioritized replay (Schaul et al. 2016)")
     per_alpha: float = _spec(0.6, "PER priority exponent alpha", ge=0, le=1)
     per_beta_initial: float = _spec(
         0.4, "PER importance-sampling exponent at the start (annealed to 1)", ge=0, le=1
@@ -180,7 +180,17 @@ class RunConfig:
 
 
 # Old spellings of config keys, still accepted (earlier releases wrote them into config.yaml files).
-KEY_ALIASES = {"screen_episodes": "curve_episodes"}
+# One name per concept: a config key and its command-line flag are the same word (``gamma`` /
+# ``--gamma``, ``total_timesteps`` / ``--total-timesteps``). The spellings users already write are
+# accepted everywhere (YAML keys and flags alike) as aliases of the key: our own short flags from
+# release 0.1.0, rl-baselines3-zoo's ``n_timesteps``, and the evaluation's old ``screen_episodes``.
+KEY_ALIASES = {
+    "env": "env_id",
+    "timesteps": "total_timesteps",
+    "n_timesteps": "total_timesteps",
+    "per": "prioritized_replay",
+    "screen_episodes": "curve_episodes",
+}
 
 
 def _resolve_aliases(values: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -212,6 +222,12 @@ def _check_bool(f: dataclasses.Field[Any], value: Any, where: str) -> bool:
 
 
 def _check_int(f: dataclasses.Field[Any], value: Any, where: str) -> int:
+    if isinstance(value, str):
+        try:  # 5e4 and 50_000 in YAML 1.1 are strings; 50000.0 would be a float
+            number = float(value.replace("_", "").strip())
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+        value = int(number) if number.is_integer() else value
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -221,6 +237,12 @@ def _check_int(f: dataclasses.Field[Any], value: Any, where: str) -> int:
 
 
 def _check_float(f: dataclasses.Field[Any], value: Any, where: str) -> float:
+    if isinstance(value, str):
+        # PyYAML 1.1 reads 1e-3 (no dot) as a string: accept the number the user meant.
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where} must be a number, got {value!r}")
     value = float(value)
@@ -320,8 +342,14 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     values: dict[str, Any] = {}
     source = "config"
     if path is not None:
-        values.update(read_config_file(path))
+        data = read_config_file(path)
         source = str(path)
+        from cartpole_dqn.zoo import is_zoo_file, zoo_block
+
+        if is_zoo_file(data):
+            env_id = (overrides or {}).get("env_id")
+            data = zoo_block(data, None if env_id is None else str(env_id), source)
+        values.update(data)
     config = RunConfig.from_mapping(values, source=source)
     if overrides:
         config = RunConfig.from_mapping({**config.to_dict(), **overrides}, source="command line")
@@ -350,6 +378,10 @@ def resolve_config_path(name: str | Path) -> Path:
 
 
 def config_flag(name: str) -> str:
-    """The command-line flag of a config field, e.g. ``total_timesteps`` -> ``--timesteps``."""
-    f = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
-    return "--" + (f.metadata.get("flag") or name).replace("_", "-")
+    """A config key's command-line flag: the key itself (``total_timesteps`` -> ``--total-timesteps``)."""
+    return "--" + name.replace("_", "-")
+
+
+def alias_flags(name: str) -> list[str]:
+    """The older spellings accepted for a key's flag (``total_timesteps``: ``--timesteps``, ...)."""
+    return [config_flag(old) for old, new in KEY_ALIASES.items() if new == name]

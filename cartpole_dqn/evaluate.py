@@ -27,9 +27,22 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         type=Path,
         help="model.zip, a run folder containing model.zip, or an export folder (policy.json)",
     )
-    parser.add_argument("--episodes", type=int, default=100, help="greedy episodes (default 100)")
+    parser.add_argument(
+        "--eval-episodes",
+        "--episodes",
+        dest="episodes",
+        type=int,
+        default=100,
+        help="greedy episodes (default 100)",
+    )
     parser.add_argument("--seed", type=int, default=12345, help="reset seed of the evaluation envs")
-    parser.add_argument("--env", default=None, help="env id (default: from config.yaml beside the model)")
+    parser.add_argument(
+        "--env-id",
+        "--env",
+        dest="env",
+        default=None,
+        help="env id (default: from config.yaml beside the model)",
+    )
     parser.add_argument("--threshold", type=float, default=None, help="solve threshold (default: env spec)")
     parser.add_argument("--gif", type=Path, default=None, help="record one greedy episode to this GIF file")
     parser.add_argument("--gif-fps", type=int, default=30, help="GIF frame rate (default 30)")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cartpole_dqn.cli import OneLineParser, add_config_flags, config_overrides, run_cli
-from cartpole_dqn.config import load_config
+from cartpole_dqn.config import load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint
 from cartpole_dqn.run.devices import check_device
@@ -32,9 +32,9 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     )
     parser.add_argument(
         "--config",
-        type=Path,
         default=None,
-        help="YAML run config, e.g. experiments/configs/NAME.yaml (default: the built-in default config)",
+        help="YAML run config: a path, or NAME for experiments/configs/NAME.yaml (default: the built-in "
+        "default config)",
     )
     parser.add_argument("--run-name", default=None, help="run folder name (default: <env>-seed<N>-<time>)")
     parser.add_argument("--output-dir", type=Path, default=Path("experiments/runs"), help="artifact root")
@@ -108,7 +108,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = build_parser(prog).parse_args(argv)
     if args.resume is not None:
         return resume(args)
-    config = load_config(args.config, config_overrides(args))
+    config = load_config(
+        None if args.config is None else resolve_config_path(args.config), config_overrides(args)
+    )
     from cartpole_dqn.run.envs import resolve_env  # gymnasium: once the flags are known good
 
     config, env = resolve_env(config)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cartpole_dqn.cli import OneLineParser, run_cli
-from cartpole_dqn.config import load_config
+from cartpole_dqn.config import load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.tuning.space import SPACES
 from cartpole_dqn.tuning.sweep import PRUNERS, SAMPLERS, SweepSettings
@@ -56,12 +56,21 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         "--seed", type=int, default=0, help="sampler seed; also picks the trials' training seeds"
     )
     parser.add_argument(
-        "--timesteps", type=int, default=None, help="per-trial budget (default: config, 50,000)"
+        "--total-timesteps",
+        "--timesteps",
+        dest="timesteps",
+        type=int,
+        default=None,
+        help="per-trial budget (default: config, 50,000)",
     )
     parser.add_argument(
-        "--config", type=Path, default=None, help="base config (default: the built-in default)"
+        "--config",
+        default=None,
+        help="base config: a path or a name in experiments/configs (default: default)",
     )
-    parser.add_argument("--env", default=None, help="env id (default: the base config's)")
+    parser.add_argument(
+        "--env-id", "--env", dest="env", default=None, help="env id (default: the base config's)"
+    )
     parser.add_argument("--output-dir", type=Path, default=Path("experiments/tuning"), help="study artifacts")
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
     parser.add_argument("--report", action="store_true", help="only report on an existing study")
@@ -93,7 +102,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         overrides["total_timesteps"] = args.timesteps
     if args.env is not None:
         overrides.update(env_id=args.env, threshold=None)
-    base = load_config(args.config, overrides)
+    base = load_config(None if args.config is None else resolve_config_path(args.config), overrides)
     study_name = args.study_name or f"cartpole-dqn-{args.space}"
     if not study_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"invalid --study-name '{study_name}': use letters, digits, '.', '_' and '-'")

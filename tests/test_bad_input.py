@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import assert_one_line_error, run_module, tree_digest
 
 TRAIN = "cartpole_dqn.train"
+ZOO = Path(__file__).parent / "fixtures" / "zoo" / "dqn.yml"
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,11 @@ TRAIN = "cartpole_dqn.train"
         (["--config", "missing.yaml"], ["config file not found: missing.yaml"]),
         (["--run-name", "../escape"], ["argument --run-name: invalid run name '../escape'"]),
         (["--bogus-flag"], ["unrecognized arguments: --bogus-flag"]),
+        (["--gama", "0.9"], ["unrecognized arguments: --gama 0.9; did you mean --gamma?"]),
+        (["--lr", "0.1"], ["unrecognized arguments: --lr 0.1; did you mean --learning-rate?"]),
+        (["--batchsize", "8"], ["did you mean --batch-size?"]),
+        (["--config", str(ZOO)], ["zoo file with one block per env: choose one with --env-id"]),
+        (["--config", str(ZOO), "--env-id", "PongNoFrameskip-v4"], ["Atari envs", "not supported"]),
     ],
 )
 def test_train_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
@@ -165,3 +171,53 @@ def test_bad_commands_leave_an_existing_run_untouched(
     result = run_module(*args, cwd=workdir)
     assert_one_line_error(result, *needles)
     assert tree_digest(finished_run) == before
+
+
+def test_help_shows_every_hyperparameter_default(workdir: Path) -> None:
+    result = run_module(TRAIN, "--help", cwd=workdir)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for needle in (
+        "--gamma X discount factor, in (0, 1] (default: 0.99)",
+        "--total-timesteps N, --timesteps N, --n-timesteps N training budget in env steps (default: 50000)",
+        "--prioritized-replay, --no-prioritized-replay, --per, --no-per",
+        "(default: 64 64)",
+    ):
+        assert needle in text, needle
+
+
+def test_a_zoo_file_and_a_config_name_run_through_train(workdir: Path) -> None:
+    """A zoo user's dqn.yml trains its env's block; --config NAME finds experiments/configs/NAME.yaml."""
+    zoo = run_module(
+        TRAIN,
+        "--config",
+        str(ZOO),
+        "--env",
+        "CartPole-v1",
+        "--timesteps",
+        "300",
+        "--no-progress",
+        "--run-name",
+        "zoo",
+        cwd=workdir,
+    )
+    assert zoo.returncode == 0, zoo.stderr
+    saved = (workdir / "experiments" / "runs" / "zoo" / "config.yaml").read_text()
+    assert (
+        "net_arch:\n- 256\n- 256" in saved
+        and "learning_rate: 0.0023" in saved
+        and "total_timesteps: 300" in saved
+    )
+    named = run_module(
+        TRAIN,
+        "--config",
+        "sb3_zoo_baseline",
+        "--total-timesteps",
+        "300",
+        "--no-progress",
+        "--run-name",
+        "named",
+        cwd=workdir,
+    )
+    assert named.returncode == 0, named.stderr
+    assert "implementation: sb3" in (workdir / "experiments" / "runs" / "named" / "config.yaml").read_text()

@@ -126,11 +126,107 @@ def test_bad_config_files(tmp_path: Path, content: str | bytes | None, needle: s
     assert needle in str(info.value)
 
 
-def test_flag_names() -> None:
-    assert config_flag("total_timesteps") == "--timesteps"
-    assert config_flag("env_id") == "--env"
-    assert config_flag("prioritized_replay") == "--per"
+def test_flag_names_are_the_keys_and_old_spellings_are_aliases() -> None:
+    from cartpole_dqn.config import alias_flags
+
+    assert config_flag("total_timesteps") == "--total-timesteps"
+    assert config_flag("env_id") == "--env-id"
+    assert config_flag("prioritized_replay") == "--prioritized-replay"
     assert config_flag("target_update_interval") == "--target-update-interval"
+    assert alias_flags("total_timesteps") == ["--timesteps", "--n-timesteps"]
+    assert alias_flags("prioritized_replay") == ["--per"] and alias_flags("env_id") == ["--env"]
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("per: true\n", {"prioritized_replay": True}),
+        ("prioritized_replay: true\n", {"prioritized_replay": True}),
+        ("timesteps: 1234\nenv: Acrobot-v1\n", {"total_timesteps": 1234, "env_id": "Acrobot-v1"}),
+        ("n_timesteps: 5e4\n", {"total_timesteps": 50_000}),  # PyYAML reads 5e4 as a string
+        ("learning_rate: 1e-3\n", {"learning_rate": 1e-3}),  # ... and 1e-3 too
+        ("buffer_size: 1_000\n", {"buffer_size": 1000}),
+    ],
+)
+def test_yaml_accepts_the_old_spellings_and_numbers_pyyaml_reads_as_strings(
+    tmp_path: Path, yaml_text: str, expected: dict[str, object]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    config = load_config(path)
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
+def test_a_number_that_is_not_one_is_still_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("learning_rate: fast\n")
+    with pytest.raises(ConfigError, match="learning_rate must be a number, got 'fast'"):
+        load_config(path)
+
+
+ZOO = Path(__file__).parent / "fixtures" / "zoo" / "dqn.yml"
+
+
+def test_the_zoo_cartpole_block_is_our_zoo_baseline_on_our_agent() -> None:
+    from cartpole_dqn.config import resolve_config_path
+
+    ours = load_config(ZOO, {"env_id": "CartPole-v1"}).to_dict()
+    baseline = load_config(resolve_config_path("sb3_zoo_baseline")).to_dict()
+    assert ours.pop("implementation") == "cartpole_dqn" and baseline.pop("implementation") == "sb3"
+    assert ours == baseline
+
+
+def test_the_zoo_acrobot_block_translates_gradient_steps_minus_one_and_sb3_defaults() -> None:
+    config = load_config(ZOO, {"env_id": "Acrobot-v1"})
+    assert config.env_id == "Acrobot-v1" and config.total_timesteps == 100_000
+    assert config.gradient_steps == 4 == config.train_freq  # -1: as many as env steps collected
+    assert config.net_arch == [256, 256] and config.learning_rate == pytest.approx(6.3e-4)
+    assert config.exploration_initial_eps == 1.0 and config.tau == 1.0  # SB3's defaults fill the rest
+    assert (config.policy, config.n_steps, config.double_q, config.prioritized_replay) == (
+        "MlpPolicy",
+        1,
+        False,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env_id", "block", "needle"),
+    [
+        (
+            None,
+            None,
+            "zoo file with one block per env: choose one with --env-id (Acrobot-v1, CartPole-v1)",
+        ),
+        ("MountainCar-v0", None, "has no block for MountainCar-v0; it has: Acrobot-v1, CartPole-v1"),
+        ("PongNoFrameskip-v4", None, "Atari envs"),
+        ("CartPole-v1", "  learning_rate: lin_1e-3\n", "learning_rate 'lin_1e-3' is a linear schedule"),
+        (
+            "CartPole-v1",
+            '  policy_kwargs: "dict(net_arch=[64], activation_fn=nn.Tanh)"\n',
+            "activation_fn= is not a literal",
+        ),
+        (
+            "CartPole-v1",
+            "  policy_kwargs: \"__import__('os').system('true')\"\n",
+            "policy_kwargs is not a literal",
+        ),
+        ("CartPole-v1", "  frame_stack: 4\n", "'frame_stack' (frame stacking) is not supported"),
+        ("CartPole-v1", "  policy: CnnPolicy\n", "policy 'CnnPolicy' is not supported"),
+        ("CartPole-v1", "  train_freq: [1, episode]\n", "train_freq [1, 'episode'] is not supported"),
+    ],
+)
+def test_zoo_files_refuse_what_we_do_not_support_in_one_line(
+    tmp_path: Path, env_id: str | None, block: str | None, needle: str
+) -> None:
+    path = tmp_path / "dqn.yml"
+    text = ZOO.read_text()
+    if block is not None:
+        text = text.replace("\n# Tuned\nAcrobot-v1:", block + "\n# Tuned\nAcrobot-v1:", 1)  # last wins
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, None if env_id is None else {"env_id": env_id})
+    assert needle in str(info.value) and "\n" not in str(info.value)
 
 
 _values = st.one_of(

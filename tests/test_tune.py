@@ -232,7 +232,7 @@ class PrunesEverySolvedRun(optuna.pruners.BasePruner):
 
 def test_a_config_that_solves_all_its_seeds_is_never_pruned(tmp_path: Path) -> None:
     """A solved run is never offered to the pruner (even one that would prune it), and the
-    across-seed rule leaves a trial alone while half its seeds can solve, although the study holds
+    across-seed rule leaves a trial alone while its mean can still reach 1, although the study holds
     a faster solver: a config that solves both of its seeds completes."""
     store = StoreSettings(None, tmp_path / "journal.log")
     study = open_study(
@@ -258,8 +258,8 @@ def test_a_config_that_solves_all_its_seeds_is_never_pruned(tmp_path: Path) -> N
 
 
 def test_across_seeds_a_trial_that_can_no_longer_rank_as_a_solver_is_pruned(tmp_path: Path) -> None:
-    """No in-run pruning here: with 3 seeds a trial needs 2 solved; after two unsolved seeds it is
-    pruned (the study has a solver), and its third seed never runs."""
+    """No in-run pruning here: after two unsolved seeds of three, a trial's mean cannot reach 1 even
+    if its third seed solved at once, so it is pruned (the study has a solver); the third never runs."""
     store = StoreSettings(None, tmp_path / "journal.log")
     study = open_study(
         open_storage(store), "prune", optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner()

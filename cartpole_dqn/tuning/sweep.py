@@ -1,16 +1,17 @@
 """The sweep: Optuna trials made of ordinary training runs, claimed by any number of workers.
 
 A trial trains its config on the sweep's ``K`` tuning seeds (common to all trials), one after
-another, each through the same runner as ``train``, and scores the lower median of the per-seed
-values (:mod:`cartpole_dqn.tuning.objective`). Pruning, both within a run and across seeds:
+another, each through the same runner as ``train``, and scores the mean of the per-seed values
+(:mod:`cartpole_dqn.tuning.objective`). Pruning, both within a run and across seeds:
 
 1. within a run: every evaluation is reported to Optuna through a ``TrialPruningCallback`` (the
    solve protocol's ``callback_after_eval``, as rl-baselines3-zoo's ``TrialEvalCallback``), at step
    ``seed index * stride + step``, so the pruner compares this trial's run on seed ``i`` with the
    other trials' runs on the same seed at the same step; a run that has not solved and that the
    pruner rejects stops, and so does the trial (a hopeless config is pruned on its first seed);
-2. across seeds: after a seed, a trial that can no longer have half of its seeds solved (so its
-   value stays below 1) is pruned if the study already has a complete trial that solved.
+2. across seeds: after a seed, a trial whose value can no longer reach 1 (what any trial that
+   solves all its seeds scores at least) is pruned if the study already has a complete trial at 1
+   or above.
 
 A run that solved is never pruned, so a trial that solves all its seeds always completes.
 ``settings.trials`` is the total number of finished (complete + pruned) trials the study ends
@@ -131,7 +132,7 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     from cartpole_dqn.run.artifacts import allocate_run
     from cartpole_dqn.run.envs import resolve_env
     from cartpole_dqn.run.runner import train_new_run
-    from cartpole_dqn.tuning.objective import CurveScore, reward_floor, solves_needed, trial_value
+    from cartpole_dqn.tuning.objective import CurveScore, best_reachable, reward_floor, trial_value
     from cartpole_dqn.tuning.pruning import TrialPruningCallback
     from cartpole_dqn.tuning.seeds import tuning_seeds
 
@@ -178,15 +179,10 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
             if pruning.pruned:
                 outcome = "pruned"
                 raise optuna.TrialPruned(f"pruned on seed {seed} at step {result.total_steps}")
-            unsolved = sum(not r["solved"] for r in seed_results)
-            if (
-                unsolved > len(seeds) - solves_needed(len(seeds))
-                and index + 1 < len(seeds)
-                and _has_solver(trial)
-            ):
+            if index + 1 < len(seeds) and best_reachable(values, len(seeds)) < 1.0 and _has_solver(trial):
                 outcome = "pruned"
                 raise optuna.TrialPruned(
-                    f"{unsolved} of {len(seeds)} seeds unsolved: cannot rank with the trials that solved"
+                    f"after {index + 1} of {len(seeds)} seeds its value cannot reach 1 (a solver's)"
                 )
         value = trial_value(values)
         trial.set_user_attr("value_per_seed", values)

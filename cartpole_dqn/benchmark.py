@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,13 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         default=None,
         help="env id for every config (threshold from its spec)",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("experiments/results"), help="results folder")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("experiments/benchmarks"),
+        help="results folder (default experiments/benchmarks, untracked; the committed figures were "
+        "written with --output-dir experiments/results)",
+    )
     parser.add_argument("--runs-dir", type=Path, default=Path("experiments/runs"), help="run artifacts root")
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the median CI")
@@ -183,7 +190,8 @@ def run_benchmark(
         if label != baseline
     }
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, torch CPU build"
+        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"torch {version('torch')}"
     )
     return {
         "env_id": results[0].env_id,
@@ -217,7 +225,7 @@ def write_record(record: dict[str, Any], stem: Path, threshold: float, max_retur
     stem.with_suffix(".json").write_text(json.dumps(serializable, indent=1) + "\n")
     eval_freqs = {label: config["eval_freq"] for label, config in record["configs"].items()}
     plots = write_plots(by_label, eval_freqs, record["budget"], threshold, max_return, stem)
-    table = markdown_table(summaries, record["baseline"], threshold) + paired_lines(
+    table = markdown_table(summaries, record["baseline"], threshold, record["budget"]) + paired_lines(
         record["paired"], record["baseline"]
     )
     seeds = record["seeds"]

@@ -109,7 +109,8 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "solved so far" in result.stderr and "ETA" in result.stderr
-    results = workdir / "experiments" / "results"
+    assert not (workdir / "experiments" / "results").exists()  # ad-hoc runs stay out of the tracked folder
+    results = workdir / "experiments" / "benchmarks"
     (record_path,) = results.glob("benchmark-CartPole-v1-*.json")
     record = json.loads(record_path.read_text())
     assert len(record["runs"]) == 4
@@ -129,6 +130,9 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
     assert record["baseline"] == "sb3_zoo_baseline"
     markdown = record_path.with_suffix(".md").read_text()
     assert "| default |" in markdown and "| sb3_zoo_baseline |" in markdown
+    assert "Python 3." in markdown and "torch 2." in markdown
+    assert "default vs sb3_zoo_baseline, paired by seed (2 seeds" in markdown
+    assert record["paired"]["default"]["seeds"] == [1000, 1001]
     for suffix in ("-curves.png", "-steps.png"):
         png = record_path.with_name(record_path.stem + suffix)
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -147,3 +151,38 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
 def test_benchmark_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
     assert_one_line_error(run_module("cartpole_dqn.benchmark", *args, cwd=workdir), *needles)
     assert not (workdir / "experiments" / "results").exists()
+
+
+def test_the_table_labels_partial_solves_and_drops_ratios_for_a_single_config() -> None:
+    from cartpole_dqn.benchmarking.stats import Summary
+    from cartpole_dqn.benchmarking.tables import markdown_table
+
+    one_of_two = Summary(
+        runs=2,
+        solved=1,
+        stays_solved=1,
+        seeds=[1, 2],
+        steps_median=6000.0,
+        steps_iqr=(6000.0, 6000.0),
+        steps_to_solve_censored_median=28_000.0,
+        wall_median=3.0,
+        wall_iqr=(3.0, 3.0),
+        steps_per_s_median=1000.0,
+    )
+    table = markdown_table({"only": one_of_two}, "only", 475.0, 50_000)
+    assert "6,000 [6,000–6,000] over the 1 solved; all 2 seeds (unsolved = > budget): 28,000" in table
+    assert "fewer steps than" not in table and "×" not in table
+    none_solved = Summary(
+        runs=2,
+        solved=0,
+        stays_solved=0,
+        seeds=[1, 2],
+        steps_median=None,
+        steps_iqr=None,
+        steps_to_solve_censored_median=50_000.0,
+        wall_median=None,
+        wall_iqr=None,
+        steps_per_s_median=1000.0,
+    )
+    table = markdown_table({"a": one_of_two, "b": none_solved}, "b", 475.0, 50_000)
+    assert "all 2 seeds (unsolved = > budget): > 50,000" in table and "fewer steps than b" in table

@@ -87,3 +87,11 @@ def test_median_steps_counts_unsolved_seeds_as_never() -> None:
     assert median_steps([3000, None, None]) == float("inf")
     assert median_steps([3000, 4000]) == 4000  # upper median: what at least half of the seeds reach
     assert median_steps([]) == float("inf")
+
+
+def test_kendall_tau_counts_ties_as_neither_agreeing_nor_disagreeing() -> None:
+    from cartpole_dqn.tuning.report import kendall_tau
+
+    assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
+    assert kendall_tau([1, 2, 3], [1, 1, 3]) == pytest.approx(2 / 3)  # the tie is not agreement

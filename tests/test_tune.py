@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.tuning.seeds import tuning_seeds
+from cartpole_dqn.tuning.seeds import tuning_seeds, validation_seeds
 from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
 from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
 from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
@@ -103,8 +104,20 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     assert more.returncode == 0, more.stderr
     assert finished(load(workdir, "tiny")) == 4
 
-    report = run_module("cartpole_dqn.tune", "--report", "--study-name", "tiny", cwd=workdir)
-    assert report.returncode == 0 and "4 finished" in report.stdout
+    report = run_module(
+        "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
+    )
+    assert report.returncode == 0 and "4 finished" in report.stdout, report.stderr
+    assert "rank agreement (Kendall's tau, sweep vs validation)" in report.stdout
+    validation = json.loads((folder / "validation.json").read_text())
+    assert validation["validation_seeds"] == validation_seeds(2)
+    assert [row["sweep_rank"] for row in validation["configs"]] == [1, 2, 3]
+    best_three = sorted(
+        load(workdir, "tiny").get_trials(states=(TrialState.COMPLETE,)), key=lambda t: -(t.value or 0)
+    )
+    assert [row["trial"] for row in validation["configs"]] == [t.number for t in best_three[:3]]
+    runs = sorted((folder / "validation").iterdir())
+    assert len(runs) == 6 and all((r / "results.json").is_file() for r in runs)
 
 
 def test_best_yaml_runs_unchanged_with_train(workdir: Path) -> None:

@@ -268,11 +268,15 @@ def validate(settings: SweepSettings, count: int, threshold: float) -> dict[str,
                 "validation_runs": len(runs),
             }
         )
-    order = sorted(
-        rows, key=lambda r: (-r["validation_solved"], r["validation_median_steps"], r["sweep_rank"])
-    )
-    for rank, row in enumerate(order, start=1):
-        row["validation_rank"] = rank
+    # Validation order: more seeds solved, then lower median steps, then lower mean steps (unsolved
+    # counted as the budget); configs equal on all three share a rank (never broken by the sweep's order).
+    for row, runs in zip(rows, (results[i * count : (i + 1) * count] for i in range(len(top))), strict=True):
+        row["validation_mean_steps"] = statistics.mean(
+            r.steps_to_solve if solved_within(r) and r.steps_to_solve is not None else r.budget for r in runs
+        )
+    keys = [(-r["validation_solved"], r["validation_median_steps"], r["validation_mean_steps"]) for r in rows]
+    for row, key in zip(rows, keys, strict=True):
+        row["validation_rank"] = 1 + sum(other < key for other in keys)
     best = rows[0]
     ratio = (
         best["validation_median_steps"] / best["sweep_median_steps"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ from cartpole_dqn.config import load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint
 from cartpole_dqn.run.devices import check_device
+from cartpole_dqn.run.interrupt import RunInterrupted, checkpoint_on_sigint
 from cartpole_dqn.run.verdict import training_verdict
 
 PROG = "python -m cartpole_dqn.train"
@@ -97,9 +99,10 @@ def resume(args: argparse.Namespace) -> int:
 
     from cartpole_dqn.run.runner import resume_run
 
-    result = resume_run(
-        config, env, paths, checkpoint, progress_bar=not args.no_progress, verbose=int(args.verbose)
-    )
+    with checkpoint_on_sigint():
+        result = resume_run(
+            config, env, paths, checkpoint, progress_bar=not args.no_progress, verbose=int(args.verbose)
+        )
     print(training_verdict(result))
     return 0
 
@@ -121,14 +124,28 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     from cartpole_dqn.run.runner import train_new_run  # torch and SB3 only once the input is known good
 
-    result = train_new_run(config, env, paths, progress_bar=not args.no_progress, verbose=int(args.verbose))
+    with checkpoint_on_sigint():
+        result = train_new_run(
+            config, env, paths, progress_bar=not args.no_progress, verbose=int(args.verbose)
+        )
     print(training_verdict(result))
     return 0
 
 
 def cli(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    """The command line: ``main`` with one-line errors and exit statuses."""
-    return run_cli(prog, lambda args: main(args, prog), argv, flags=FLAGS)
+    """The command line: ``main`` with one-line errors and exit statuses; Ctrl-C checkpoints the run
+    and prints the command that continues it (exit 130)."""
+
+    def run(args: Sequence[str] | None) -> int:
+        try:
+            return main(args, prog)
+        except RunInterrupted as stop:
+            where = f"checkpoint saved at step {stop.step:,}" if stop.checkpoint else "no checkpoint"
+            command = f"{prog} --resume {shlex.quote(str(stop.run_dir))}"
+            print(f"{prog}: interrupted: {where}; continue with: {command}", file=sys.stderr)
+            return 130
+
+    return run_cli(prog, run, argv, flags=FLAGS)
 
 
 if __name__ == "__main__":

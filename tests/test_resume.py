@@ -146,3 +146,56 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
         assert windows.discounts.min().item() >= gamma ** (seam - row) - 1e-6
     # The resumed env does not replay the run's first start states.
     assert not np.array_equal(buffer.observations[seam], buffer.observations[0])
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_the_current_step_and_prints_the_resume_command(workdir: Path) -> None:
+    """SIGINT mid-training: a checkpoint at the step reached (not the last periodic one: periodic
+    checkpoints are off here), exit 130, one line naming the exact --resume command, which then runs."""
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = workdir / "experiments" / "runs" / "ctrlc"
+    argv = [
+        sys.executable, "-m", "cartpole_dqn.train", "--run-name", "ctrlc", "--total-timesteps", "6000",
+        "--no-early-stop", "--checkpoint-every", "0", "--no-progress",
+    ]  # fmt: skip
+    process = subprocess.Popen(argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        tb = workdir / "tensorboard_logs" / "ctrlc"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(tb.glob("events.*")) and process.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.5)  # training, mid-rollout
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "interrupted: checkpoint saved at step" in lines[0]
+    state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
+    step = state["num_timesteps"]
+    assert 0 < step < 6000 and f"step {step:,};" in lines[0]
+    buffer = load_from_pkl(run_dir / "checkpoint" / "replay_buffer.pkl")
+    assert buffer.size() == step  # every counted step is in the buffer: nothing lost, nothing extra
+    assert not (run_dir / "results.json").exists()
+
+    command = lines[0].split("continue with: ", 1)[1]
+    assert (
+        command == f"python -m cartpole_dqn.train --resume {shlex.quote(str(run_dir.relative_to(workdir)))}"
+    )
+    resumed = subprocess.run(
+        [sys.executable, *shlex.split(command)[1:], "--no-progress"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["resumed"] is True and results["total_steps"] >= 6000

@@ -55,16 +55,27 @@ class RunCheckpointCallback(BaseCallback):
         return self.parent
 
     def _on_training_start(self) -> None:
-        self._next = (self.num_timesteps // self.every + 1) * self.every
+        self._next = (self.num_timesteps // self.every + 1) * self.every if self.every > 0 else 0
 
     def _on_rollout_start(self) -> None:
         self.num_timesteps = self.model.num_timesteps
-        if self.num_timesteps >= self._next:
+        if self.every > 0 and self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.every + 1) * self.every
             self.save()
 
     def _on_step(self) -> bool:
         return True
+
+    def save_at(self, step: int) -> None:
+        """Checkpoint now, as of ``step`` (a Ctrl-C between an env step and its storage: the step
+        just taken is not in the buffer yet, so the count is rolled back to what the buffer holds)."""
+        counted = self.model.num_timesteps
+        self.model.num_timesteps = step
+        self.num_timesteps = step
+        try:
+            self.save()
+        finally:
+            self.model.num_timesteps = counted
 
     def save(self) -> None:
         final = checkpoint_dir(self.run_dir)

@@ -30,6 +30,7 @@ from cartpole_dqn.run.checkpoints import (
 )
 from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.run.evaluation import evaluate_policy, is_solved
+from cartpole_dqn.run.interrupt import RunInterrupted
 from cartpole_dqn.run.results import RunResult
 from cartpole_dqn.run.solve import SolveCallback
 
@@ -102,11 +103,8 @@ def solve_callback(
     config: RunConfig, env: EnvInfo, paths: RunPaths, verbose: int, callback_after_eval: BaseCallback | None
 ) -> SolveCallback:
     """The run's protocol, with checkpointing as its child when the config asks for it."""
-    checkpoint = (
-        RunCheckpointCallback(paths.run_dir, config.checkpoint_every, paths.tensorboard_dir)
-        if config.checkpoint_every > 0
-        else None
-    )
+    # Always there: with checkpoint_every 0 it writes no periodic checkpoint, only one on Ctrl-C.
+    checkpoint = RunCheckpointCallback(paths.run_dir, config.checkpoint_every, paths.tensorboard_dir)
     return SolveCallback(
         env,
         eval_freq=config.eval_freq,
@@ -137,6 +135,12 @@ def learn(
         agent.logger.close()
         assert agent.env is not None
         agent.env.close()
+    if solve.interrupted_at is not None:
+        checkpoint = solve.checkpoint
+        run_dir = checkpoint.run_dir if isinstance(checkpoint, RunCheckpointCallback) else None
+        if run_dir is None:
+            raise RunInterrupted(Path("."), solve.interrupted_at, None)
+        raise RunInterrupted(run_dir, solve.interrupted_at, checkpoint_dir(run_dir))
 
 
 def finish(

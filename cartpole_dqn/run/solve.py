@@ -25,6 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 
 from cartpole_dqn.run.envs import EnvInfo
 from cartpole_dqn.run.evaluation import EvalResult, Evaluator, PassBound, is_solved
+from cartpole_dqn.run.interrupt import interrupt_requested
 
 
 @dataclass
@@ -105,6 +106,7 @@ class SolveCallback(EventCallback):
     ) -> None:
         super().__init__(callback_after_eval, verbose)
         self.checkpoint = checkpoint
+        self.interrupted_at: int | None = None  # the step a Ctrl-C stopped training at
         if checkpoint is not None:
             checkpoint.parent = self
         self.threshold = env.threshold
@@ -158,6 +160,13 @@ class SolveCallback(EventCallback):
             self.checkpoint.on_rollout_start()
 
     def _on_step(self) -> bool:
+        if interrupt_requested():
+            # Ctrl-C: SB3 calls this after the env step and before storing its transition, so the
+            # checkpoint is taken as of the previous step (what the buffer holds), then training stops.
+            self.interrupted_at = self.num_timesteps - self.model.n_envs
+            if self.checkpoint is not None and hasattr(self.checkpoint, "save_at"):
+                self.checkpoint.save_at(self.interrupted_at)
+            return False
         at_budget = self.num_timesteps >= self.budget
         if self.num_timesteps >= self._next_eval:
             behind = (self.num_timesteps - self._next_eval) // self.eval_freq + 1

@@ -37,6 +37,13 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     )
     parser.add_argument("--seed", type=int, default=12345, help="reset seed of the evaluation envs")
     parser.add_argument(
+        "--model",
+        dest="which",
+        choices=("best", "final"),
+        default="best",
+        help="with a run folder: its best checkpoint (model.zip) or the final weights (final_model.zip)",
+    )
+    parser.add_argument(
         "--env-id",
         "--env",
         dest="env",
@@ -67,7 +74,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         exported = models.load_policy(args.model)
         model_path, policy, saved = args.model, exported.policy, exported.saved_config(args.model)
     else:
-        model_path = models.resolve_model_path(args.model)
+        model_path = models.resolve_model_path(args.model, args.which)
         saved = models.model_config(model_path)
         policy = None  # loaded once the env is known good
     overrides: dict[str, Any] = {}
@@ -106,8 +113,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     )
     print("\n".join(lines))
     if args.gif is not None:
-        frames = record_gif(policy, config.env_id, args.gif, args.seed, args.gif_fps)
-        print(f"  {'gif':<18}{args.gif} ({frames} frames)")
+        gif = record_gif(policy, config.env_id, args.gif, args.seed, args.gif_fps)
+        print(
+            f"  {'gif':<18}{args.gif} ({gif.frames} frames, {gif.width}x{gif.height}, {gif.fps:.1f} fps; "
+            f"episode return {gif.episode_return:g}, reset seed {args.seed})"
+        )
     return 0
 
 

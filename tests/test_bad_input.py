@@ -221,3 +221,13 @@ def test_a_zoo_file_and_a_config_name_run_through_train(workdir: Path) -> None:
     )
     assert named.returncode == 0, named.stderr
     assert "implementation: sb3" in (workdir / "experiments" / "runs" / "named" / "config.yaml").read_text()
+
+
+def test_a_budget_below_learning_starts_is_warned_about_in_one_line(workdir: Path) -> None:
+    result = run_module(TRAIN, "--total-timesteps", "200", "--no-progress", "--run-name", "w", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "python -m cartpole_dqn.train: warning: total_timesteps 200 <= learning_starts 500: "
+        "no gradient step will run, the policy stays untrained"
+    ]

@@ -198,6 +198,17 @@ def test_export_round_trip_gives_the_same_actions_without_pickle(tmp_path: Path)
     assert scored.returncode == 0, scored.stderr
     assert "greedy return" in scored.stdout
 
+    # The model card and the description carry the run's own score and the versions.
+    results = json.loads((run_dir / "results.json").read_text())
+    description = json.loads((tmp_path / "shared" / "policy.json").read_text())
+    assert description["score"]["eval_mean"] == results["eval_mean"]
+    assert description["score"]["final_eval_seed"] == results["final_eval_seed"]
+    assert set(description["versions"]) >= {"torch", "stable_baselines3", "gymnasium"}
+    card = (tmp_path / "shared" / "README.md").read_text()
+    assert f"{results['eval_mean']:.1f} ± {results['eval_std']:.1f}" in card
+    assert "load_policy(" in card and "total_timesteps: 2000" in card
+    assert "RuntimeWarning" not in exported.stderr
+
     before = tree_digest(tmp_path / "shared")
     again = run_module("cartpole_dqn.export", str(run_dir), "--out", "shared", cwd=tmp_path)
     assert_one_line_error(again, "already exists")

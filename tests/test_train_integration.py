@@ -96,8 +96,20 @@ def test_evaluate_scores_the_saved_model_and_records_a_gif(
 
     with Image.open(gif) as image:
         assert image.format == "GIF" and image.n_frames > 100
+        assert image.size == (600, 400)  # CartPole's full render size: the track line is kept
+        durations = []
+        for index in range(image.n_frames):
+            image.seek(index)
+            durations.append(image.info["duration"])
+    assert 1000 * len(durations) / sum(durations) == pytest.approx(30, abs=0.5)  # real 30 fps
+    gif_line = next(x for x in result.stdout.splitlines() if "gif" in x)
+    assert "600x400" in gif_line and "episode return" in gif_line
+    assert "XDG_RUNTIME_DIR" not in result.stderr
     again = run_module("cartpole_dqn.evaluate", str(run_dir), "--gif", str(gif), cwd=run_dir.parent)
     assert_one_line_error(again, "already exists")
+    final = run_module("cartpole_dqn.evaluate", str(run_dir), "--model", "final", "--episodes", "5")
+    assert final.returncode == 0, final.stderr
+    assert str(run_dir / "final_model.zip") in final.stdout
 
 
 def test_a_second_run_gets_its_own_folder(tmp_path: Path) -> None:

@@ -186,23 +186,60 @@ def is_solved(mean_return: float, threshold: float) -> bool:
     return mean_return >= threshold
 
 
-def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> int:
-    """Render one greedy episode to an animated GIF; returns the number of frames written."""
+@dataclass(frozen=True)
+class Recording:
+    """What :func:`record_gif` wrote: frames, their size, the real frame rate and the episode's return."""
+
+    frames: int
+    height: int
+    width: int
+    fps: float
+    episode_return: float
+
+
+def gif_durations(frames: int, fps: int) -> list[int]:
+    """Per-frame durations in ms, in the 10 ms steps GIF stores, averaging exactly 1000 / fps.
+
+    GIF delays are whole centiseconds, so 30 fps (33.3 ms) cannot be one delay: the rounding error
+    is carried over (30, 30, 40, ...), so the animation runs at the requested rate overall.
+    """
+    durations, owed = [], 0.0
+    for _ in range(frames):
+        owed += 1000.0 / fps
+        step = max(10, round(owed / 10.0) * 10)
+        durations.append(step)
+        owed -= step
+    return durations
+
+
+def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> Recording:
+    """Render one greedy episode to an animated GIF at full render resolution."""
+    import os
+    import tempfile
+
+    # pygame (CartPole's renderer) complains on stderr when XDG_RUNTIME_DIR is unset, as in
+    # containers and CI; a private folder keeps it quiet without touching a real session's value.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="cartpole_dqn-xdg-"))
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     import gymnasium as gym
     import imageio.v3 as iio
 
     env = gym.make(env_id, render_mode="rgb_array")
+    total = 0.0
     try:
         obs, _ = env.reset(seed=seed)
         frames: list[Any] = [env.render()]
         done = False
         while not done:
             action, _ = policy.predict(obs[None], deterministic=True)
-            obs, _, terminated, truncated, _ = env.step(int(np.asarray(action).reshape(-1)[0]))
+            obs, reward, terminated, truncated, _ = env.step(int(np.asarray(action).reshape(-1)[0]))
+            total += float(reward)
             frames.append(env.render())
             done = terminated or truncated
     finally:
         env.close()
-    images = [np.asarray(f)[::2, ::2] for f in frames if f is not None]  # half size: a smaller file
-    iio.imwrite(path, np.stack(images), extension=".gif", duration=1000 / fps, loop=0)
-    return len(images)
+    images = np.stack([np.asarray(f) for f in frames if f is not None])
+    durations = gif_durations(len(images), fps)
+    iio.imwrite(path, images, extension=".gif", duration=durations, loop=0)
+    real_fps = 1000.0 * len(durations) / sum(durations)
+    return Recording(len(images), int(images.shape[1]), int(images.shape[2]), real_fps, total)

@@ -23,10 +23,14 @@ FORMAT = "cartpole_dqn-policy-v1"
 WEIGHTS, DESCRIPTION = "policy.pt", "policy.json"
 
 
-def resolve_model_path(path: Path) -> Path:
-    """``path`` itself, or the ``model.zip`` in a run folder."""
+FINAL_MODEL = "final_model.zip"
+
+
+def resolve_model_path(path: Path, which: str = "best") -> Path:
+    """``path`` itself, or a run folder's ``model.zip`` (``which="best"``: the best checkpoint) or
+    ``final_model.zip`` (``which="final"``: the weights when training stopped)."""
     if path.is_dir():
-        path = path / "model.zip"
+        path = path / ("model.zip" if which == "best" else FINAL_MODEL)
     if not path.exists():
         raise UsageError(f"model file not found: {path}", about="model")
     if not path.is_file():

@@ -156,6 +156,7 @@ def finish(
     from cartpole_dqn.run.models import load_model
 
     train_wall = solve.elapsed()
+    agent.save(paths.run_dir / "final_model.zip")  # the last weights, beside the best (as zoo users expect)
     best = load_model(paths.model)
     final_seed = config.seed + FINAL_EVAL_SEED_OFFSET
     final = evaluate_policy(

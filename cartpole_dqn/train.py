@@ -39,7 +39,14 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         "default config)",
     )
     parser.add_argument("--run-name", default=None, help="run folder name (default: <env>-seed<N>-<time>)")
-    parser.add_argument("--output-dir", type=Path, default=Path("experiments/runs"), help="artifact root")
+    parser.add_argument(
+        "--output-dir",
+        "--runs-dir",
+        dest="output_dir",
+        type=Path,
+        default=Path("experiments/runs"),
+        help="where run folders go (default experiments/runs; --runs-dir as in benchmark)",
+    )
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
     parser.add_argument(
         "--resume",

@@ -78,8 +78,21 @@ def write_plots(
         jitter = i + rng.uniform(-0.12, 0.12, len(solved))
         ax.scatter(jitter, solved, s=14, alpha=0.7, zorder=3)
         unsolved = len(config_steps) - len(solved)
-        if unsolved:
-            ax.annotate(f"{unsolved} unsolved", (i, budget), ha="center", fontsize=8)
+        if unsolved:  # drawn at the budget line, inside the axes, so no seed disappears from the plot
+            xs = i + rng.uniform(-0.12, 0.12, unsolved)
+            ax.scatter(xs, [budget] * unsolved, marker="x", color="tab:red", s=24, zorder=3)
+            ax.annotate(
+                f"{unsolved} unsolved", (i, budget), xytext=(0, 6), textcoords="offset points",
+                ha="center", va="bottom", fontsize=8, color="tab:red",
+            )  # fmt: skip
+    if any(np.isnan(x) for d in data for x in d):
+        ax.axhline(budget, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(
+            f"budget {budget:,}: unsolved seeds (x) sit here", (0.5, budget), xytext=(4, -12),
+            textcoords="offset points", fontsize=7, color="grey",
+        )  # fmt: skip
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(low, 0), max(high, budget * 1.12))
     ax.set_ylabel("env steps to solve")
     ax.set_title("steps to solve per config (each dot a seed)")
     paths.append(stem.with_name(stem.name + "-steps.png"))

@@ -125,17 +125,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     config, env = resolve_env(config)
     check_device(config.device)
+    paths = allocate_run(
+        args.output_dir, args.log_dir, args.run_name, default_run_name(config.env_id, config.seed)
+    )
+
+    from cartpole_dqn.run.runner import train_new_run  # torch and SB3 only once the input is known good
+
     if config.total_timesteps <= config.learning_starts:
         print(
             f"{prog}: warning: total_timesteps {config.total_timesteps:,} <= learning_starts "
             f"{config.learning_starts:,}: no gradient step will run, the policy stays untrained",
             file=sys.stderr,
         )
-    paths = allocate_run(
-        args.output_dir, args.log_dir, args.run_name, default_run_name(config.env_id, config.seed)
-    )
-
-    from cartpole_dqn.run.runner import train_new_run  # torch and SB3 only once the input is known good
 
     with checkpoint_on_sigint():
         result = train_new_run(

@@ -107,7 +107,9 @@ def test_evaluate_scores_the_saved_model_and_records_a_gif(
     assert "XDG_RUNTIME_DIR" not in result.stderr
     again = run_module("cartpole_dqn.evaluate", str(run_dir), "--gif", str(gif), cwd=run_dir.parent)
     assert_one_line_error(again, "already exists")
-    final = run_module("cartpole_dqn.evaluate", str(run_dir), "--model", "final", "--episodes", "5")
+    final = run_module(
+        "cartpole_dqn.evaluate", str(run_dir), "--model", "final", "--episodes", "5", cwd=run_dir.parent
+    )
     assert final.returncode == 0, final.stderr
     assert str(run_dir / "final_model.zip") in final.stdout
 

@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     return 0
 
 
-VERSIONED = ("cartpole_dqn", "torch", "stable_baselines3", "gymnasium")
+VERSIONED = ("cartpole_dqn", "torch", "stable-baselines3", "gymnasium", "numpy")
 
 
 def read_results(path: Path) -> dict[str, Any]:

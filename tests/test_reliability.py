@@ -203,7 +203,7 @@ def test_export_round_trip_gives_the_same_actions_without_pickle(tmp_path: Path)
     description = json.loads((tmp_path / "shared" / "policy.json").read_text())
     assert description["score"]["eval_mean"] == results["eval_mean"]
     assert description["score"]["final_eval_seed"] == results["final_eval_seed"]
-    assert set(description["versions"]) >= {"torch", "stable_baselines3", "gymnasium"}
+    assert set(description["versions"]) >= {"torch", "stable-baselines3", "gymnasium"}
     card = (tmp_path / "shared" / "README.md").read_text()
     assert f"{results['eval_mean']:.1f} ± {results['eval_std']:.1f}" in card
     assert "load_policy(" in card and "total_timesteps: 2000" in card

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cartpole_dqn.cli import OneLineParser, add_config_flags, config_overrides, run_cli
-from cartpole_dqn.config import load_config, resolve_config_path
+from cartpole_dqn.config import config_flag, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint
 from cartpole_dqn.run.devices import check_device
@@ -53,7 +53,8 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         type=Path,
         default=None,
         metavar="RUN_DIR",
-        help="continue a killed run from its last checkpoint (with its saved config)",
+        help="continue a killed run from its last checkpoint (with its saved config), or a finished "
+        "run for more steps (with a larger --total-timesteps)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--verbose", action="store_true", help="print every evaluation")
@@ -61,29 +62,35 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     return parser
 
 
+CONTINUE_KEYS = ("total_timesteps", "early_stop")  # what may change when a finished run continues
+
+
 def resume(args: argparse.Namespace) -> int:
-    """Continue the run in ``args.resume`` from its latest checkpoint."""
+    """Continue the run in ``args.resume``: a killed run from its latest checkpoint, or a finished
+    run for more steps (``--total-timesteps`` above its budget)."""
+    overrides = config_overrides(args)
+    run_dir: Path = args.resume
+    finished = (run_dir / "results.json").exists()
+    extra = sorted(k for k in overrides if not (finished and k in CONTINUE_KEYS))
     conflicts = [
         flag
         for flag, given in (
             ("--config", args.config is not None),
             ("--run-name", args.run_name is not None),
-            ("config flags", bool(config_overrides(args))),
+            ("config flags (" + ", ".join(config_flag(k) for k in extra) + ")", bool(extra)),
         )
         if given
     ]
     if conflicts:
         raise UsageError(
-            "--resume continues a run with its saved config; it cannot be combined with "
+            "--resume continues a run with its saved config (a finished one also takes a larger "
+            "--total-timesteps and --early-stop/--no-early-stop); it cannot be combined with "
             + ", ".join(conflicts)
         )
-    run_dir: Path = args.resume
     if not run_dir.is_dir():
         raise UsageError(f"run folder not found: {run_dir}", about="run_dir")
-    if (run_dir / "results.json").exists():
-        raise UsageError(
-            f"run {run_dir} already finished (results.json exists); nothing to resume", about="run_dir"
-        )
+    if finished:
+        return continue_finished(args, run_dir, overrides)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise UsageError(f"no checkpoint in {run_dir} to resume from", about="run_dir")
@@ -109,6 +116,48 @@ def resume(args: argparse.Namespace) -> int:
     with checkpoint_on_sigint():
         result = resume_run(
             config, env, paths, checkpoint, progress_bar=not args.no_progress, verbose=int(args.verbose)
+        )
+    print(training_verdict(result))
+    return 0
+
+
+def continue_finished(args: argparse.Namespace, run_dir: Path, overrides: dict[str, object]) -> int:
+    """Train a finished run further: its final weights, a new replay buffer (as rl-baselines3-zoo's
+    ``-i``), its evaluation history and wall clock carried on. The previous results and final model
+    are kept as ``results-<steps>.json`` and ``final_model-<steps>.zip``."""
+    from cartpole_dqn.run.results import RunResult
+
+    previous = RunResult.read(run_dir / "results.json")
+    budget = overrides.get("total_timesteps")
+    if not isinstance(budget, int) or budget <= previous.total_steps:
+        raise UsageError(
+            f"run {run_dir} already finished at step {previous.total_steps:,}; to train it further, "
+            f"give --total-timesteps above {previous.total_steps:,}",
+            about="run_dir",
+        )
+    if not (run_dir / "final_model.zip").is_file():
+        raise UsageError(
+            f"run {run_dir} has no final_model.zip (runs of release 0.1 do not); it cannot be continued",
+            about="run_dir",
+        )
+    config = load_config(run_dir / "config.yaml", overrides)
+    from cartpole_dqn.run.envs import resolve_env
+
+    config, env = resolve_env(config)
+    check_device(config.device)
+    tensorboard_dir = Path(previous.tensorboard_dir)
+    if not tensorboard_dir.is_dir():
+        tensorboard_dir = args.log_dir / run_dir.name
+    paths = RunPaths(run_dir.name, run_dir, tensorboard_dir)
+    print(
+        f"continuing {run_dir} from step {previous.total_steps:,} to {config.total_timesteps:,}", flush=True
+    )
+
+    from cartpole_dqn.run.runner import continue_run
+
+    with checkpoint_on_sigint():
+        result = continue_run(
+            config, env, paths, previous, progress_bar=not args.no_progress, verbose=int(args.verbose)
         )
     print(training_verdict(result))
     return 0

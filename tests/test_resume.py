@@ -199,3 +199,40 @@ def test_ctrl_c_checkpoints_the_current_step_and_prints_the_resume_command(workd
     assert resumed.returncode == 0, resumed.stderr
     results = json.loads((run_dir / "results.json").read_text())
     assert results["resumed"] is True and results["total_steps"] >= 6000
+
+
+@pytest.mark.slow
+def test_a_finished_run_continues_for_more_steps_keeping_what_it_wrote(workdir: Path) -> None:
+    """`--resume RUN --total-timesteps N` on a finished run (rl-baselines3-zoo's `-i`): its final
+    weights train on to N with a new buffer; its evaluation history continues; the earlier results
+    and final model are kept; other config flags and a budget that is not larger are refused."""
+    from tests.conftest import assert_one_line_error, run_module
+
+    common = ["--no-progress"]
+    first = run_module(
+        "cartpole_dqn.train", "--run-name", "c", "--total-timesteps", "2000", "--no-early-stop", *common,
+        cwd=workdir,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    run_dir = workdir / "experiments" / "runs" / "c"
+    before = json.loads((run_dir / "results.json").read_text())
+    final_before = (run_dir / "final_model.zip").read_bytes()
+
+    refused = run_module("cartpole_dqn.train", "--resume", str(run_dir), *common, cwd=workdir)
+    assert_one_line_error(refused, "already finished at step 2,000", "--total-timesteps above 2,000")
+    extra = ["--total-timesteps", "3000", "--gamma", "0.9"]
+    refused = run_module("cartpole_dqn.train", "--resume", str(run_dir), *extra, *common, cwd=workdir)
+    assert_one_line_error(refused, "cannot be combined with config flags (--gamma)")
+    assert json.loads((run_dir / "results.json").read_text()) == before
+
+    more = run_module(
+        "cartpole_dqn.train", "--resume", str(run_dir), "--total-timesteps", "4000", *common, cwd=workdir
+    )
+    assert more.returncode == 0, more.stderr
+    after = json.loads((run_dir / "results.json").read_text())
+    assert after["total_steps"] == 4000 and after["resumed"] is True
+    assert [e["step"] for e in after["evaluations"]] == [1000, 2000, 3000, 4000]
+    assert after["evaluations"][:2] == before["evaluations"]
+    assert json.loads((run_dir / "results-2000.json").read_text()) == before
+    assert (run_dir / "final_model-2000.zip").read_bytes() == final_before
+    assert (run_dir / "final_model.zip").read_bytes() != final_before

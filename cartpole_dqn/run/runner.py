@@ -32,7 +32,7 @@ from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvI
 from cartpole_dqn.run.evaluation import evaluate_policy, is_solved
 from cartpole_dqn.run.interrupt import RunInterrupted
 from cartpole_dqn.run.results import RunResult
-from cartpole_dqn.run.solve import SolveCallback
+from cartpole_dqn.run.solve import SolveCallback, SolveState
 
 VERSIONED = ("stable-baselines3", "torch", "gymnasium", "numpy")
 
@@ -84,6 +84,39 @@ def resume_run(
     solve.restore(saved.solve, saved.next_eval, saved.elapsed_s)
     remaining = max(config.total_timesteps - saved.num_timesteps, 0)
     learn(agent, solve, remaining, False, progress_bar, callback)
+    return finish(config, env, paths, agent, solve, setup_s=0.0, resumed=True)
+
+
+def continue_run(
+    config: RunConfig,
+    env: EnvInfo,
+    paths: RunPaths,
+    previous: RunResult,
+    *,
+    progress_bar: bool = False,
+    verbose: int = 0,
+) -> RunResult:
+    """Train a finished run further, to ``config.total_timesteps``: its final weights with a new
+    replay buffer (as rl-baselines3-zoo's ``-i``), its evaluation history, solve and wall clock
+    carried on. The previous results and final model are kept beside the new ones."""
+    th.set_num_threads(config.torch_threads)
+    steps = previous.total_steps
+    final = paths.run_dir / "final_model.zip"
+    shutil.copyfile(final, paths.run_dir / f"final_model-{steps}.zip")
+    shutil.copyfile(paths.results, paths.run_dir / f"results-{steps}.json")
+    write_atomic(paths.config, config.to_yaml())
+    agent = agent_class(config).load(final, env=make_train_env(config), device=config.device)
+    agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=steps + 1))
+    solve = solve_callback(config, env, paths, verbose, None)
+    state = SolveState(
+        solved=previous.solved,
+        steps_to_solve=previous.steps_to_solve,
+        wall_to_solve_s=previous.wall_to_solve_s,
+        eval_time_s=previous.eval_time_s,
+        history=list(previous.evaluations),
+    )
+    solve.restore(state, (steps // config.eval_freq + 1) * config.eval_freq, previous.train_wall_s)
+    learn(agent, solve, config.total_timesteps - steps, False, progress_bar, None)
     return finish(config, env, paths, agent, solve, setup_s=0.0, resumed=True)
 
 

@@ -223,7 +223,9 @@ def write_record(record: dict[str, Any], stem: Path, threshold: float, max_retur
         "runs": [{"label": label, **r.to_dict()} for label, runs in by_label.items() for r in runs],
     }
     stem.with_suffix(".json").write_text(json.dumps(serializable, indent=1) + "\n")
-    eval_freqs = {label: config["eval_freq"] for label, config in record["configs"].items()}
+    eval_freqs = {
+        label: config["eval_freq"] or config["total_timesteps"] for label, config in record["configs"].items()
+    }
     plots = write_plots(by_label, eval_freqs, record["budget"], threshold, max_return, stem)
     table = markdown_table(summaries, record["baseline"], threshold, record["budget"]) + paired_lines(
         record["paired"], record["baseline"]

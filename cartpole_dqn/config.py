@@ -105,7 +105,12 @@ class RunConfig:
     )
     per_eps: float = _spec(1e-6, "PER priority floor added to |TD error|", gt=0)
     # --- solve protocol (GUIDE section 3) ---
-    eval_freq: int = _spec(1000, "training env steps between evaluations (at most 1,000)", ge=1, le=1000)
+    eval_freq: int = _spec(
+        1000,
+        "training env steps between evaluations; the protocol measures steps to solve at 1,000 "
+        "(larger: coarser; 0: evaluate only at the budget)",
+        ge=0,
+    )
     eval_episodes: int = _spec(100, "episodes of the deciding greedy evaluation", ge=1)
     curve_episodes: int = _spec(
         10,
@@ -167,6 +172,16 @@ class RunConfig:
                 )
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise ConfigError(f"{source}: threshold must be a finite number, got {self.threshold}")
+
+    @property
+    def effective_eval_freq(self) -> int:
+        """Steps between evaluations as the solve callback runs them (0 means: only at the budget)."""
+        return self.eval_freq or self.total_timesteps
+
+    @property
+    def coarse_evaluation(self) -> bool:
+        """Steps to solve are not measured at the protocol's 1,000-step resolution."""
+        return self.eval_freq == 0 or self.eval_freq > 1000
 
     def replace(self, **changes: Any) -> RunConfig:
         """A validated copy with some values changed."""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cartpole_dqn.cli import OneLineParser, add_config_flags, config_overrides, run_cli
-from cartpole_dqn.config import config_flag, load_config, resolve_config_path
+from cartpole_dqn.config import RunConfig, config_flag, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint
 from cartpole_dqn.run.devices import check_device
@@ -192,7 +192,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             config, env, paths, progress_bar=not args.no_progress, verbose=int(args.verbose)
         )
     print(training_verdict(result))
+    print_resolution_note(config)
     return 0
+
+
+def print_resolution_note(config: RunConfig) -> None:
+    """Say so when steps to solve were not measured at the protocol's 1,000-step resolution."""
+    if config.coarse_evaluation:
+        when = "only at the budget" if config.eval_freq == 0 else f"every {config.eval_freq:,} steps"
+        print(
+            f"  note              evaluated {when}: steps to solve is not measured at the protocol's "
+            "1,000-step resolution"
+        )
 
 
 def cli(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

@@ -103,6 +103,10 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if args.env is not None:
         overrides.update(env_id=args.env, threshold=None)
     base = load_config(None if args.config is None else resolve_config_path(args.config), overrides)
+    if base.eval_freq == 0:
+        raise UsageError(
+            "the tuner scores and prunes trials on their evaluations: eval_freq must be >= 1, got 0"
+        )
     study_name = args.study_name or f"cartpole-dqn-{args.space}"
     if not study_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"invalid --study-name '{study_name}': use letters, digits, '.', '_' and '-'")

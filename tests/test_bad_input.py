@@ -231,3 +231,31 @@ def test_a_budget_below_learning_starts_is_warned_about_in_one_line(workdir: Pat
         "python -m cartpole_dqn.train: warning: total_timesteps 200 <= learning_starts 500: "
         "no gradient step will run, the policy stays untrained"
     ]
+
+
+@pytest.mark.parametrize(
+    ("eval_freq", "steps", "when"),
+    [("0", [2000], "only at the budget"), ("1500", [1500, 2000], "every 1,500 steps")],
+)
+def test_a_coarser_evaluation_schedule_is_allowed_and_said(
+    workdir: Path, eval_freq: str, steps: list[int], when: str
+) -> None:
+    import json
+
+    result = run_module(
+        TRAIN, "--eval-freq", eval_freq, "--total-timesteps", "2000", "--no-early-stop", "--no-progress",
+        "--run-name", "coarse", cwd=workdir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    results = json.loads((workdir / "experiments" / "runs" / "coarse" / "results.json").read_text())
+    assert [e["step"] for e in results["evaluations"]] == steps
+    assert f"evaluated {when}: steps to solve is not measured at the protocol's 1,000-step resolution" in (
+        " ".join(result.stdout.split())
+    )
+
+
+def test_tune_refuses_a_base_config_without_evaluations(workdir: Path) -> None:
+    (workdir / "noeval.yaml").write_text("eval_freq: 0\n")
+    result = run_module("cartpole_dqn.tune", "--config", "noeval.yaml", "--trials", "1", cwd=workdir)
+    assert_one_line_error(result, "eval_freq must be >= 1, got 0")
+    assert not (workdir / "experiments" / "tuning").exists()

@@ -115,7 +115,8 @@ def continue_run(
         eval_time_s=previous.eval_time_s,
         history=list(previous.evaluations),
     )
-    solve.restore(state, (steps // config.eval_freq + 1) * config.eval_freq, previous.train_wall_s)
+    every = config.effective_eval_freq
+    solve.restore(state, (steps // every + 1) * every, previous.train_wall_s)
     learn(agent, solve, config.total_timesteps - steps, False, progress_bar, None)
     return finish(config, env, paths, agent, solve, setup_s=0.0, resumed=True)
 
@@ -140,7 +141,7 @@ def solve_callback(
     checkpoint = RunCheckpointCallback(paths.run_dir, config.checkpoint_every, paths.tensorboard_dir)
     return SolveCallback(
         env,
-        eval_freq=config.eval_freq,
+        eval_freq=config.effective_eval_freq,
         eval_episodes=config.eval_episodes,
         curve_episodes=config.curve_episodes,
         eval_seed=config.seed + EVAL_SEED_OFFSET,

@@ -51,8 +51,13 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         help="env id (default: from config.yaml beside the model)",
     )
     parser.add_argument("--threshold", type=float, default=None, help="solve threshold (default: env spec)")
-    parser.add_argument("--gif", type=Path, default=None, help="record one greedy episode to this GIF file")
-    parser.add_argument("--gif-fps", type=int, default=30, help="GIF frame rate (default 30)")
+    parser.add_argument(
+        "--gif",
+        type=Path,
+        default=None,
+        help="record one greedy episode to this file: .gif, or .mp4 (with the 'video' extra)",
+    )
+    parser.add_argument("--gif-fps", type=int, default=30, help="recording frame rate (default 30)")
     return parser
 
 
@@ -63,6 +68,13 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if args.gif_fps < 1:
         raise UsageError(f"--gif-fps must be >= 1, got {args.gif_fps}")
     if args.gif is not None:
+        if args.gif.suffix.lower() not in (".gif", ".mp4"):
+            raise UsageError(f"--gif {args.gif}: the file must end in .gif or .mp4")
+        if args.gif.suffix.lower() == ".mp4":
+            import importlib.util
+
+            if importlib.util.find_spec("imageio_ffmpeg") is None:
+                raise UsageError("--gif PATH.mp4 needs imageio's ffmpeg plugin: pip install -e '.[video]'")
         if args.gif.exists():
             raise UsageError(f"--gif {args.gif} already exists; refusing to overwrite it")
         if not args.gif.parent.is_dir():
@@ -115,8 +127,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if args.gif is not None:
         gif = record_gif(policy, config.env_id, args.gif, args.seed, args.gif_fps)
         print(
-            f"  {'gif':<18}{args.gif} ({gif.frames} frames, {gif.width}x{gif.height}, {gif.fps:.1f} fps; "
-            f"episode return {gif.episode_return:g}, reset seed {args.seed})"
+            f"  {'recording':<18}{args.gif} ({gif.frames} frames, {gif.width}x{gif.height}, "
+            f"{gif.fps:.1f} fps; episode return {gif.episode_return:g}, reset seed {args.seed})"
         )
     return 0
 

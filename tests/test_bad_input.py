@@ -158,7 +158,7 @@ def finished_run(workdir: Path) -> Path:
         ),
         (
             ["cartpole_dqn.evaluate", "experiments/runs/done", "--gif", "experiments/runs/done/model.zip"],
-            ["already exists"],
+            ["must end in .gif or .mp4"],
         ),
         (["cartpole_dqn.benchmark", "--configs", "experiments/runs/done/results.json"], ["results.json"]),
         (["cartpole_dqn.tune", "--config", "experiments/runs/done/model.zip"], ["model.zip"]),

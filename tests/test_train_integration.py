@@ -101,7 +101,7 @@ def test_evaluate_scores_the_saved_model_and_records_a_gif(
         for index in range(image.n_frames):
             image.seek(index)
             durations.append(image.info["duration"])
-    gif_line = next(x for x in result.stdout.splitlines() if "gif" in x)
+    gif_line = next(x for x in result.stdout.splitlines() if "recording" in x)
     assert "600x400" in gif_line and "episode return" in gif_line
     recorded = int(gif_line.split("(", 1)[1].split(" frames")[0])
     # Real time: the episode's frames play at 30 fps (GIF writers may merge identical frames,
@@ -110,6 +110,15 @@ def test_evaluate_scores_the_saved_model_and_records_a_gif(
     assert "XDG_RUNTIME_DIR" not in result.stderr
     again = run_module("cartpole_dqn.evaluate", str(run_dir), "--gif", str(gif), cwd=run_dir.parent)
     assert_one_line_error(again, "already exists")
+    video = run_dir.parent / "agent.mp4"
+    mp4 = run_module(
+        "cartpole_dqn.evaluate", str(run_dir), "--episodes", "5", "--gif", str(video), cwd=run_dir.parent
+    )
+    assert mp4.returncode == 0, mp4.stderr
+    import imageio.v3 as iio
+
+    meta = iio.immeta(video, plugin="FFMPEG")
+    assert meta["fps"] == 30 and tuple(meta["size"]) == (600, 400)
     final = run_module(
         "cartpole_dqn.evaluate", str(run_dir), "--model", "final", "--episodes", "5", cwd=run_dir.parent
     )

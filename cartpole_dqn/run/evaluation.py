@@ -213,7 +213,8 @@ def gif_durations(frames: int, fps: int) -> list[int]:
 
 
 def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> Recording:
-    """Render one greedy episode to an animated GIF at full render resolution."""
+    """Render one greedy episode at full render resolution to an animated GIF (or, for a ``.mp4``
+    path, an H.264 video)."""
     import os
     import tempfile
 
@@ -239,6 +240,10 @@ def record_gif(policy: Any, env_id: str, path: Path, seed: int, fps: int) -> Rec
     finally:
         env.close()
     images = np.stack([np.asarray(f) for f in frames if f is not None])
+    if path.suffix.lower() == ".mp4":  # H.264 through imageio's ffmpeg plugin (the `video` extra)
+        iio.imwrite(path, images, extension=".mp4", plugin="FFMPEG", fps=fps, codec="libx264",
+                    macro_block_size=1)  # fmt: skip
+        return Recording(len(images), int(images.shape[1]), int(images.shape[2]), float(fps), total)
     durations = gif_durations(len(images), fps)
     iio.imwrite(path, images, extension=".gif", duration=durations, loop=0)
     real_fps = 1000.0 * len(durations) / sum(durations)

@@ -104,7 +104,8 @@ class RunConfig:
         0.4, "PER importance-sampling exponent at the start (annealed to 1)", ge=0, le=1
     )
     per_eps: float = _spec(1e-6, "PER priority floor added to |TD error|", gt=0)
-    # --- solve protocol (GUIDE section 3) ---
+    # --- solve protocol: solved = the first 100-episode greedy evaluation (every eval_freq steps)
+    #     whose mean return reaches the threshold, at a step within the budget ---
     eval_freq: int = _spec(
         1000,
         "training env steps between evaluations; the protocol measures steps to solve at 1,000 "

@@ -1,4 +1,4 @@
-"""Resume after SIGKILL, determinism, divergence, and weights-only export (GUIDE section 6)."""
+"""Resume after SIGKILL, determinism, divergence, weights-only export (README: Reliability)."""
 
 from __future__ import annotations
 

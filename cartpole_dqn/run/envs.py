@@ -20,7 +20,8 @@ from cartpole_dqn.errors import ConfigError
 if TYPE_CHECKING:
     from stable_baselines3.common.vec_env import VecEnv
 
-# Eval and final re-evaluation envs are seeded away from the training envs (GUIDE section 3).
+# Eval and final re-evaluation envs are seeded away from the training envs, so a policy is never
+# scored on the start states it trained on.
 EVAL_SEED_OFFSET = 1_000_003
 FINAL_EVAL_SEED_OFFSET = 2_000_029
 

@@ -1,4 +1,5 @@
-"""Vectorized greedy evaluation and the solve criterion (GUIDE section 3).
+"""Vectorized greedy evaluation and the solve criterion: a deciding evaluation's mean greedy return
+over ``eval_episodes`` (100) episodes reaches the threshold.
 
 All episodes of one evaluation run side by side in one vector env, one env per episode,
 with one batched forward pass per step: 100 CartPole episodes cost about 500 forward passes.

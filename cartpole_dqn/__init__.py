@@ -1,4 +1,4 @@
-"""cartpole_dqn: DQN on Gymnasium on top of Stable-Baselines3, with dueling, PER and Double-DQN plug-ins.
+"""cartpole_dqn: DQN and QR-DQN on Gymnasium on Stable-Baselines3, with dueling, PER and Double plug-ins.
 
 Importing the package is cheap: the public names load their modules (and torch) on first use
 (PEP 562), so the command lines answer ``--help`` and bad input at once. Layers:
@@ -21,6 +21,8 @@ _PUBLIC = {
     "td_target": "cartpole_dqn.dqn.agent",
     "DuelingDQNPolicy": "cartpole_dqn.dqn.policies",
     "DuelingQNetwork": "cartpole_dqn.dqn.policies",
+    "QRDQNAgent": "cartpole_dqn.dqn.qrdqn",
+    "DuelingQRDQNPolicy": "cartpole_dqn.dqn.quantile_policies",
     "PrioritizedReplayBuffer": "cartpole_dqn.dqn.buffers",
     "PrioritizedReplayBufferSamples": "cartpole_dqn.dqn.buffers",
     "SumTree": "cartpole_dqn.dqn.sumtree",
@@ -39,9 +41,11 @@ __all__ = [  # the keys of _PUBLIC (a test keeps them equal), spelled out for li
     "DivergenceError",
     "DuelingDQNPolicy",
     "DuelingQNetwork",
+    "DuelingQRDQNPolicy",
     "ExportedPolicy",
     "PrioritizedReplayBuffer",
     "PrioritizedReplayBufferSamples",
+    "QRDQNAgent",
     "RunConfig",
     "RunResult",
     "SumTree",
@@ -72,6 +76,8 @@ if TYPE_CHECKING:
     from cartpole_dqn.dqn.agent import DQNAgent, td_target
     from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
     from cartpole_dqn.dqn.policies import DuelingDQNPolicy, DuelingQNetwork
+    from cartpole_dqn.dqn.qrdqn import QRDQNAgent
+    from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
     from cartpole_dqn.dqn.sumtree import SumTree
     from cartpole_dqn.errors import ConfigError, DivergenceError, UsageError
     from cartpole_dqn.run.models import ExportedPolicy, load_policy

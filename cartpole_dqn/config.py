@@ -34,6 +34,8 @@ ACTIVATIONS = {
 }
 POLICIES = ("MlpPolicy", "DuelingMlpPolicy")
 IMPLEMENTATIONS = ("cartpole_dqn", "sb3")
+ALGORITHMS = ("dqn", "qrdqn")
+QRDQN_DEFAULT_QUANTILES = 200  # sb3-contrib QRDQNPolicy's default
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -70,9 +72,14 @@ class RunConfig:
     n_envs: int = _spec(1, "parallel training envs (DummyVecEnv)", ge=1)
     device: str = _spec("auto", "torch device: auto, cpu, cuda or cuda:N")
     torch_threads: int = _spec(1, "torch CPU threads; 1 is fastest for small MLPs", ge=1)
+    algorithm: str = _spec(
+        "dqn",
+        "dqn: DQN (SB3's DQN); qrdqn: QR-DQN, distributional (sb3-contrib's QRDQN, Dabney et al. 2018)",
+        choices=ALGORITHMS,
+    )
     implementation: str = _spec(
         "cartpole_dqn",
-        "cartpole_dqn: our DQNAgent (plug-ins, fused Adam); sb3: stock stable_baselines3.DQN (baselines)",
+        "cartpole_dqn: our agents (plug-ins); sb3: stock SB3 DQN / sb3-contrib QRDQN (baselines)",
         choices=IMPLEMENTATIONS,
     )
     # --- network ---
@@ -81,6 +88,9 @@ class RunConfig:
     net_arch: list[int] = _spec([64, 64], "hidden layer sizes (the trunk for dueling)", item_ge=1)  # noqa: RUF009
     dueling_stream_arch: list[int] = _spec([], "hidden layer sizes of each dueling stream", item_ge=1)  # noqa: RUF009
     activation: str = _spec("relu", "activation function", choices=tuple(ACTIVATIONS))
+    n_quantiles: int | None = _spec(
+        None, f"quantiles per action, qrdqn only (default {QRDQN_DEFAULT_QUANTILES}, sb3-contrib's)", ge=1
+    )
     # --- DQN hyperparameters passed to SB3 ---
     learning_rate: float = _spec(2e-2, "Adam learning rate", gt=0)
     buffer_size: int = _spec(100_000, "replay buffer capacity (transitions)", ge=1)
@@ -95,7 +105,9 @@ class RunConfig:
     exploration_initial_eps: float = _spec(1.0, "initial epsilon", ge=0, le=1)
     exploration_final_eps: float = _spec(0.04, "final epsilon", ge=0, le=1)
     n_steps: int = _spec(3, "n-step returns (1 = one-step TD)", ge=1)
-    max_grad_norm: float = _spec(10.0, "gradient norm clip", gt=0)
+    max_grad_norm: float | None = _spec(
+        10.0, "gradient norm clip (null: no clipping, qrdqn only, as stock QRDQN's default)", gt=0
+    )
     # --- plug-ins ---
     double_q: bool = _spec(False, "Double-DQN target (van Hasselt et al. 2016)")
     prioritized_replay: bool = _spec(False, "prioritized replay (Schaul et al. 2016)")
@@ -156,6 +168,14 @@ class RunConfig:
             )
         if self.policy != "DuelingMlpPolicy" and self.dueling_stream_arch:
             raise ConfigError(f"{source}: dueling_stream_arch is only allowed with policy DuelingMlpPolicy")
+        if self.algorithm == "dqn":
+            if self.n_quantiles is not None:
+                raise ConfigError(f"{source}: n_quantiles is only allowed with algorithm qrdqn")
+            if self.max_grad_norm is None:
+                raise ConfigError(
+                    f"{source}: max_grad_norm null (no clipping) is only allowed with algorithm qrdqn; "
+                    "DQN always clips, give a number > 0"
+                )
         if self.implementation == "sb3":
             plugins = [
                 name
@@ -167,12 +187,18 @@ class RunConfig:
                 if on
             ]
             if plugins:
+                stock = "stock SB3 DQN" if self.algorithm == "dqn" else "stock sb3-contrib QRDQN"
                 raise ConfigError(
-                    f"{source}: implementation sb3 (stock SB3 DQN) has no {', '.join(plugins)}; "
+                    f"{source}: implementation sb3 ({stock}) has no {', '.join(plugins)}; "
                     "use implementation cartpole_dqn"
                 )
         if self.threshold is not None and not math.isfinite(self.threshold):
             raise ConfigError(f"{source}: threshold must be a finite number, got {self.threshold}")
+
+    @property
+    def quantiles(self) -> int:
+        """The number of quantiles a qrdqn agent learns (``n_quantiles`` or sb3-contrib's default)."""
+        return QRDQN_DEFAULT_QUANTILES if self.n_quantiles is None else self.n_quantiles
 
     @property
     def effective_eval_freq(self) -> int:
@@ -268,6 +294,10 @@ def _check_float(f: dataclasses.Field[Any], value: Any, where: str) -> float:
     return value
 
 
+def _check_optional_int(f: dataclasses.Field[Any], value: Any, where: str) -> int | None:
+    return None if value is None else _check_int(f, value, where)
+
+
 def _check_optional_float(f: dataclasses.Field[Any], value: Any, where: str) -> float | None:
     return None if value is None else _check_float(f, value, where)
 
@@ -299,6 +329,7 @@ FIELD_KINDS: dict[str, FieldKind] = {
     "bool": FieldKind(_check_bool, {"action": argparse.BooleanOptionalAction}),
     "int": FieldKind(_check_int, {"type": int, "metavar": "N"}),
     "float": FieldKind(_check_float, {"type": float, "metavar": "X"}),
+    "int | None": FieldKind(_check_optional_int, {"type": int, "metavar": "N"}),
     "float | None": FieldKind(_check_optional_float, {"type": float, "metavar": "X"}),
     "str": FieldKind(_check_str, {"metavar": "STR"}),
     "list[int]": FieldKind(_check_int_list, {"type": int, "nargs": "*", "metavar": "N"}),
@@ -364,7 +395,8 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
 
         if is_zoo_file(data):
             env_id = (overrides or {}).get("env_id")
-            data = zoo_block(data, None if env_id is None else str(env_id), source)
+            algorithm = str((overrides or {}).get("algorithm", "dqn"))
+            data = zoo_block(data, None if env_id is None else str(env_id), source, algorithm)
         values.update(data)
     config = RunConfig.from_mapping(values, source=source)
     if overrides:

@@ -1,9 +1,10 @@
-"""rl-baselines3-zoo hyperparameter files (``hyperparams/dqn.yml``) as run configs.
+"""rl-baselines3-zoo hyperparameter files (``hyperparams/dqn.yml``, ``qrdqn.yml``) as run configs.
 
 A zoo file holds one block per env id (plus ``atari`` and ``default``). ``load_config`` reads such
 a file when it is given one: the block of the requested env, its keys translated to ours, and the
-keys the block leaves out taken from SB3's own ``DQN`` defaults, as the zoo does (not from our
-default config, whose plug-ins a zoo user did not ask for). ``policy_kwargs`` strings such as
+keys the block leaves out taken from the algorithm's own defaults (SB3 ``DQN``'s, or with
+``--algorithm qrdqn`` sb3-contrib ``QRDQN``'s), as the zoo does (not from our default config, whose
+plug-ins a zoo user did not ask for). ``policy_kwargs`` strings such as
 ``"dict(net_arch=[256, 256])"`` are parsed as literals with ``ast`` (never ``eval``). What we do not
 support (Atari wrappers, frame stacking, normalization, schedules, other policies) is refused in one
 line. No torch here: the CLIs answer instantly.
@@ -43,6 +44,17 @@ SB3_DQN_DEFAULTS: dict[str, Any] = {
     "n_envs": 1,
 }
 
+# sb3_contrib.QRDQN's constructor and policy defaults (2.x), in our keys.
+SB3_QRDQN_DEFAULTS: dict[str, Any] = {
+    **SB3_DQN_DEFAULTS,
+    "algorithm": "qrdqn",
+    "n_quantiles": 200,
+    "learning_rate": 5e-5,
+    "exploration_fraction": 0.005,
+    "exploration_final_eps": 0.01,
+    "max_grad_norm": None,
+}
+
 SAME_KEYS = (
     "learning_rate",
     "batch_size",
@@ -79,8 +91,10 @@ def is_zoo_file(data: Mapping[Any, Any]) -> bool:
     )
 
 
-def zoo_block(data: Mapping[str, Any], env_id: str | None, source: str) -> dict[str, Any]:
-    """Our config values for ``env_id``'s block of a zoo file."""
+def zoo_block(
+    data: Mapping[str, Any], env_id: str | None, source: str, algorithm: str = "dqn"
+) -> dict[str, Any]:
+    """Our config values for ``env_id``'s block of a zoo file of ``algorithm`` (dqn or qrdqn)."""
     envs = sorted(k for k in data if isinstance(k, str) and ENV_ID.match(k))
     if env_id is None:
         raise ConfigError(
@@ -94,11 +108,12 @@ def zoo_block(data: Mapping[str, Any], env_id: str | None, source: str) -> dict[
         )
     if env_id not in data:
         raise ConfigError(f"{source} has no block for {env_id}; it has: {', '.join(envs)}")
-    return translate(data[env_id], env_id, f"{source} [{env_id}]")
+    return translate(data[env_id], env_id, f"{source} [{env_id}]", algorithm)
 
 
-def translate(block: Mapping[str, Any], env_id: str, where: str) -> dict[str, Any]:
-    out: dict[str, Any] = {**SB3_DQN_DEFAULTS, "env_id": env_id, "implementation": "cartpole_dqn"}
+def translate(block: Mapping[str, Any], env_id: str, where: str, algorithm: str = "dqn") -> dict[str, Any]:
+    defaults = SB3_QRDQN_DEFAULTS if algorithm == "qrdqn" else SB3_DQN_DEFAULTS
+    out: dict[str, Any] = {**defaults, "env_id": env_id, "implementation": "cartpole_dqn"}
     for key, value in block.items():
         if key in UNSUPPORTED:
             raise ConfigError(f"{where}: '{key}' ({UNSUPPORTED[key]}) is not supported by cartpole_dqn")
@@ -122,7 +137,7 @@ def translate(block: Mapping[str, Any], env_id: str, where: str) -> dict[str, An
         elif key == "gradient_steps":
             out["gradient_steps"] = value
         elif key == "policy_kwargs":
-            out.update(_policy_kwargs(value, where))
+            out.update(_policy_kwargs(value, where, algorithm))
         elif key == "optimize_memory_usage":
             if value:
                 raise ConfigError(f"{where}: optimize_memory_usage: true is not supported")
@@ -143,7 +158,7 @@ def _train_freq(value: Any, where: str) -> Any:
     return value
 
 
-def _policy_kwargs(value: Any, where: str) -> dict[str, Any]:
+def _policy_kwargs(value: Any, where: str, algorithm: str) -> dict[str, Any]:
     """``"dict(net_arch=[256, 256])"`` (or a mapping) -> our keys, parsed as literals only."""
     if isinstance(value, str):
         try:
@@ -175,8 +190,14 @@ def _policy_kwargs(value: Any, where: str) -> dict[str, Any]:
         raise ConfigError(f"{where}: policy_kwargs must be a dict, got {value!r}")
     out = {}
     for key, item in value.items():
-        if key == "net_arch":
-            out["net_arch"] = item
+        if key == "net_arch" or (key == "n_quantiles" and algorithm == "qrdqn"):
+            out[key] = item
+        elif key == "n_quantiles":
+            raise ConfigError(
+                f"{where}: policy_kwargs 'n_quantiles' is a QR-DQN setting (a qrdqn.yml block): "
+                "add --algorithm qrdqn"
+            )
         else:
-            raise ConfigError(f"{where}: policy_kwargs '{key}' is not supported (net_arch only)")
+            supported = "net_arch, n_quantiles" if algorithm == "qrdqn" else "net_arch"
+            raise ConfigError(f"{where}: policy_kwargs '{key}' is not supported ({supported} only)")
     return out

@@ -273,3 +273,27 @@ def test_an_old_screen_episodes_key_still_loads(tmp_path: Path) -> None:
     path = tmp_path / "old.yaml"
     path.write_text("screen_episodes: 7\n")
     assert load_config(path).curve_episodes == 7
+
+
+QRDQN_ZOO = Path(__file__).parent / "fixtures" / "zoo" / "qrdqn.yml"
+
+
+def test_the_zoo_qrdqn_cartpole_block_is_our_qrdqn_zoo_baseline_on_our_agent() -> None:
+    """With --algorithm qrdqn a zoo qrdqn.yml block takes sb3-contrib QRDQN's defaults (no gradient
+    clipping among them) and its policy_kwargs' n_quantiles."""
+    from cartpole_dqn.config import resolve_config_path
+
+    ours = load_config(QRDQN_ZOO, {"env_id": "CartPole-v1", "algorithm": "qrdqn"}).to_dict()
+    baseline = load_config(resolve_config_path("qrdqn_zoo_baseline")).to_dict()
+    assert ours.pop("implementation") == "cartpole_dqn" and baseline.pop("implementation") == "sb3"
+    assert ours == baseline
+    assert (baseline["n_quantiles"], baseline["max_grad_norm"]) == (10, None)
+    mountain = load_config(QRDQN_ZOO, {"env_id": "MountainCar-v0", "algorithm": "qrdqn"})
+    assert mountain.exploration_initial_eps == 1.0 and mountain.tau == 1.0 and mountain.max_grad_norm is None
+    assert mountain.n_quantiles == 25 and mountain.net_arch == [256, 256]
+
+
+def test_a_qrdqn_zoo_block_without_algorithm_qrdqn_is_one_clear_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(QRDQN_ZOO, {"env_id": "CartPole-v1"})
+    assert "'n_quantiles' is a QR-DQN setting" in str(info.value) and "--algorithm qrdqn" in str(info.value)

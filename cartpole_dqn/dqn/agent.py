@@ -11,23 +11,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
-from gymnasium import spaces
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
-from cartpole_dqn.dqn.buffers import (
-    PrioritizedReplayBuffer,
-    PrioritizedReplayBufferSamples,
-    WindowedReplayBuffer,
-)
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.explicit import ExplicitQNetwork, explicit_network
 from cartpole_dqn.dqn.optim import FlatAdam
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
+from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
 from cartpole_dqn.errors import DivergenceError
 
 aten = th.ops.aten
@@ -89,30 +85,7 @@ class DQNAgent(DQN):
         return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
 
     def _setup_model(self) -> None:
-        if self.replay_buffer_class is None and not isinstance(self.observation_space, spaces.Dict):
-            # SB3 would pick ReplayBuffer or NStepReplayBuffer: the same samples, found with more work
-            self.replay_buffer_class = WindowedReplayBuffer
-        cls = self.replay_buffer_class
-        if cls is None or not issubclass(cls, NStepReplayBuffer):
-            super()._setup_model()
-            return
-        # An n-step buffer computes the discounts the update multiplies with (gamma ** n, cut short at
-        # episode ends), for every n_envs and n_steps, so it must have this agent's n_steps and gamma.
-        # SB3 wires them only into a buffer it picks itself (and, after load(), warns that n_steps is
-        # ignored by the class it picked before save): hand them over ourselves, keep that warning quiet.
-        given = self.replay_buffer_kwargs
-        for key, ours in (("n_steps", self.n_steps), ("gamma", self.gamma)):
-            if key in given and given[key] != ours:
-                raise ValueError(
-                    f"replay_buffer_kwargs {key}={given[key]} differs from the agent's {key}={ours}: "
-                    "the buffer's discounts must be the agent's"
-                )
-        self.replay_buffer_kwargs = {**given, "n_steps": self.n_steps, "gamma": self.gamma}
-        n_steps, self.n_steps = self.n_steps, 1
-        try:
-            super()._setup_model()
-        finally:
-            self.n_steps = n_steps
+        setup_with_agent_discounts(self, super()._setup_model)
 
     def _excluded_save_params(self) -> list[str]:
         cached = ["_explicit", "_explicit_key", "_explicit_params", "_target_pairs", "_target_pairs_key"]
@@ -131,8 +104,7 @@ class DQNAgent(DQN):
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)  # GH #996, as SB3
         self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
-        if isinstance(self.replay_buffer, PrioritizedReplayBuffer):
-            self.replay_buffer.anneal_beta(1.0 - self._current_progress_remaining)
+        anneal_priority_correction(self)
 
     def _target_update_pairs(self) -> tuple[list[th.Tensor], list[th.Tensor]]:
         key = (id(self.q_net), id(self.q_net_target))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from sb3_contrib import QRDQN
 from stable_baselines3 import DQN
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.agent import DQNAgent
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer
 from cartpole_dqn.dqn.networks import ACTIVATION_CLASSES
+from cartpole_dqn.dqn.qrdqn import QRDQNAgent
 
 
 def policy_kwargs(config: RunConfig) -> dict[str, Any]:
@@ -21,14 +24,17 @@ def policy_kwargs(config: RunConfig) -> dict[str, Any]:
     }
     if config.policy == "DuelingMlpPolicy":
         kwargs["stream_arch"] = list(config.dueling_stream_arch)
+    if config.algorithm == "qrdqn":
+        kwargs["n_quantiles"] = config.quantiles
     return kwargs
 
 
 def agent_kwargs(config: RunConfig) -> dict[str, Any]:
-    """The SB3 ``DQN`` constructor arguments for ``config`` (plug-in ones included).
+    """The constructor arguments (SB3 ``DQN``'s, which sb3-contrib ``QRDQN`` shares) for ``config``.
 
-    ``implementation: sb3`` builds stock SB3 ``DQN`` (its default Adam), so a baseline config runs
-    exactly what SB3 users run; ours gets :class:`~cartpole_dqn.dqn.optim.FlatAdam` from DQNAgent.
+    ``implementation: sb3`` builds stock SB3 ``DQN`` / sb3-contrib ``QRDQN`` (their default Adam),
+    so a baseline config runs exactly what their users run; DQNAgent brings
+    :class:`~cartpole_dqn.dqn.optim.FlatAdam`, QRDQNAgent keeps QRDQN's Adam (eps 0.01 / batch size).
     """
     kwargs: dict[str, Any] = dict(
         learning_rate=config.learning_rate,
@@ -57,14 +63,24 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
-def agent_class(config: RunConfig) -> type[DQN]:
-    """Our :class:`DQNAgent`, or stock SB3 ``DQN`` for ``implementation: sb3`` (baselines)."""
-    return DQN if config.implementation == "sb3" else DQNAgent
+AGENT_CLASSES: dict[tuple[str, str], type[OffPolicyAlgorithm]] = {
+    ("dqn", "cartpole_dqn"): DQNAgent,
+    ("dqn", "sb3"): DQN,
+    ("qrdqn", "cartpole_dqn"): QRDQNAgent,
+    ("qrdqn", "sb3"): QRDQN,
+}
 
 
-def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> DQN:
+def agent_class(config: RunConfig) -> type[OffPolicyAlgorithm]:
+    """The agent class for ``config``'s algorithm: ours (:class:`DQNAgent`, :class:`QRDQNAgent`), or
+    for ``implementation: sb3`` the stock one (SB3 ``DQN``, sb3-contrib ``QRDQN``: baselines)."""
+    return AGENT_CLASSES[config.algorithm, config.implementation]
+
+
+def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> OffPolicyAlgorithm:
     """A fresh agent for ``config`` on ``env``."""
     kwargs = agent_kwargs(config)
-    if agent_class(config) is DQNAgent:
-        return DQNAgent(config.policy, env, double_q=config.double_q, verbose=verbose, **kwargs)
-    return DQN(config.policy, env, verbose=verbose, **kwargs)
+    cls = agent_class(config)
+    if cls in (DQNAgent, QRDQNAgent):
+        kwargs["double_q"] = config.double_q
+    return cls(config.policy, env, verbose=verbose, **kwargs)

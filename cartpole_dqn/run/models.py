@@ -38,16 +38,32 @@ def resolve_model_path(path: Path, which: str = "best") -> Path:
     return path
 
 
+def saved_algorithm(path: Path) -> str:
+    """``"qrdqn"`` for a QR-DQN model zip (its saved data has ``n_quantiles``), else ``"dqn"``.
+
+    Read from the zip's JSON ``data`` member, without unpickling anything.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return "dqn"  # the loader reports what is wrong with the file
+    return "qrdqn" if isinstance(data, dict) and "n_quantiles" in data else "dqn"
+
+
 def load_model(path: Path) -> Any:
-    """Load an SB3 model zip saved by this package; any unreadable file is a :class:`UsageError`."""
+    """Load an SB3 model zip saved by this package (DQN or QR-DQN, ours or stock); any unreadable
+    file is a :class:`UsageError`."""
     from cartpole_dqn.dqn.agent import DQNAgent
+    from cartpole_dqn.dqn.qrdqn import QRDQNAgent
 
     if not zipfile.is_zipfile(path):
         raise UsageError(f"not a model file (expected an SB3 .zip): {path}", about="model")
+    cls = QRDQNAgent if saved_algorithm(path) == "qrdqn" else DQNAgent
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return DQNAgent.load(path, device="cpu")
+            return cls.load(path, device="cpu")
     except Exception as exc:  # corrupt archive, missing members, unpickling failures
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"cannot load model {path}: {reason}", about="model") from None
@@ -87,9 +103,13 @@ def export_policy(model: Any, out: Path, extra: dict[str, Any] | None = None) ->
         activation = activation_name(policy.activation_fn)
     except KeyError:
         raise UsageError(f"cannot export activation {policy.activation_fn.__name__}", about="model") from None
+    quantiles = getattr(policy, "n_quantiles", None)
+    dueling = type(policy).__name__ in ("DuelingDQNPolicy", "DuelingQRDQNPolicy")
     description = {
         "format": FORMAT,
-        "policy": "DuelingMlpPolicy" if type(policy).__name__ == "DuelingDQNPolicy" else "MlpPolicy",
+        "algorithm": "dqn" if quantiles is None else "qrdqn",
+        "policy": "DuelingMlpPolicy" if dueling else "MlpPolicy",
+        **({} if quantiles is None else {"n_quantiles": int(quantiles)}),
         "net_arch": list(policy.net_arch),
         "stream_arch": list(getattr(policy, "stream_arch", [])),
         "activation": activation,
@@ -140,10 +160,12 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     """Rebuild an exported policy with ``torch.load(weights_only=True)``: no pickle, no code from the file."""
     import gymnasium as gym
     import torch as th
+    from sb3_contrib.qrdqn.policies import QRDQNPolicy
     from stable_baselines3.dqn.policies import DQNPolicy
 
     from cartpole_dqn.dqn.factory import policy_kwargs
     from cartpole_dqn.dqn.policies import DuelingDQNPolicy
+    from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
 
     folder = Path(folder)
     try:
@@ -155,8 +177,11 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     if not isinstance(description, dict) or description.get("format") != FORMAT:
         raise UsageError(f"{folder / DESCRIPTION} is not a {FORMAT} description", about="model")
     try:
+        algorithm = description.get("algorithm", "dqn")  # exports before QR-DQN have no algorithm
         network = RunConfig.from_mapping(
             {
+                "algorithm": algorithm,
+                **({"n_quantiles": description["n_quantiles"]} if algorithm == "qrdqn" else {}),
                 "policy": description["policy"],
                 "net_arch": description["net_arch"],
                 "activation": description["activation"],
@@ -171,7 +196,11 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
         action_space = gym.spaces.Discrete(int(description["n_actions"]))
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise UsageError(f"{folder / DESCRIPTION} is incomplete or invalid: {exc}", about="model") from None
-    cls = DuelingDQNPolicy if network.policy == "DuelingMlpPolicy" else DQNPolicy
+    dueling = network.policy == "DuelingMlpPolicy"
+    if network.algorithm == "qrdqn":
+        cls: type[Any] = DuelingQRDQNPolicy if dueling else QRDQNPolicy
+    else:
+        cls = DuelingDQNPolicy if dueling else DQNPolicy
     policy = cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs(network))
     try:
         state = th.load(folder / WEIGHTS, map_location="cpu", weights_only=True)

@@ -1,0 +1,166 @@
+"""``QRDQNAgent``: sb3-contrib's ``QRDQN`` with prioritized replay, a Double target and dueling networks.
+
+QR-DQN (Dabney et al. 2018, arXiv:1710.10044) learns ``n_quantiles`` quantiles of the return
+distribution per action and acts on their mean. sb3-contrib's ``QRDQN.train`` uses an unweighted
+loss, never updates priorities and lets the target network both pick and value the next action;
+here only ``train`` (when a plug-in is on) and ``_on_step`` (PER's beta) are overridden. With
+``double_q=False`` and a plain replay buffer, ``train`` *is* ``QRDQN.train``: bit for bit stock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch as th
+from sb3_contrib import QRDQN
+from stable_baselines3.common.policies import BasePolicy
+
+from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
+from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
+from cartpole_dqn.errors import DivergenceError
+
+
+def quantile_td_target(
+    rewards: th.Tensor,
+    dones: th.Tensor,
+    discounts: th.Tensor | float,
+    next_quantiles_target: th.Tensor,
+    next_quantiles_online: th.Tensor | None,
+) -> th.Tensor:
+    """The target quantiles, shape (batch, n_quantiles), from next-state quantiles (batch, n_quantiles,
+    n_actions).
+
+    The next action a* maximizes the mean over quantiles (the Q-value). With
+    ``next_quantiles_online`` given, the Double target (van Hasselt et al. 2016, arXiv:1509.06461):
+    the online net's mean picks a*, the target net's quantiles at a* are the target. Without it,
+    sb3-contrib's: the target net both picks and values a*.
+    """
+    picker = next_quantiles_target if next_quantiles_online is None else next_quantiles_online
+    n_quantiles = next_quantiles_target.shape[1]
+    greedy = picker.mean(dim=1, keepdim=True).argmax(dim=2, keepdim=True)
+    greedy = greedy.expand(next_quantiles_target.shape[0], n_quantiles, 1)
+    next_quantiles = next_quantiles_target.gather(dim=2, index=greedy).squeeze(dim=2)
+    return rewards + (1 - dones) * discounts * next_quantiles
+
+
+def quantile_huber_loss_per_sample(current: th.Tensor, target: th.Tensor) -> th.Tensor:
+    """The quantile Huber loss of each sample, shape (batch,); their mean is sb3-contrib's
+    ``quantile_huber_loss(current, target, sum_over_quantiles=True)``.
+
+    Both inputs are (batch, n_quantiles). Pairwise TD errors delta_ij = target_j - current_i; Huber
+    (kappa 1) weighted by |tau_i - 1{delta_ij < 0}| with tau_i = (i + 0.5) / N the quantile
+    midpoints; summed over the current quantiles i, averaged over the target quantiles j (Dabney et
+    al. 2018, eq. 10).
+    """
+    n_quantiles = current.shape[-1]
+    tau = (th.arange(n_quantiles, device=current.device, dtype=th.float) + 0.5) / n_quantiles
+    delta = target.unsqueeze(-2) - current.unsqueeze(-1)  # (batch, current i, target j)
+    abs_delta = th.abs(delta)
+    huber = th.where(abs_delta > 1, abs_delta - 0.5, delta**2 * 0.5)
+    loss = th.abs(tau.view(1, -1, 1) - (delta.detach() < 0).float()) * huber
+    return loss.sum(dim=-2).mean(dim=-1)
+
+
+class QRDQNAgent(QRDQN):
+    """sb3-contrib ``QRDQN`` plus prioritized replay and a Double target; every SB3 tool keeps working.
+
+    :param double_q: the Double target (online net's mean picks a*, target net's quantiles value it)
+    All other parameters are sb3-contrib ``QRDQN``'s. Pass
+    ``replay_buffer_class=PrioritizedReplayBuffer`` for prioritized replay (Schaul et al. 2016,
+    arXiv:1511.05952): each sample's loss is weighted by its importance-sampling weight, and its
+    priority becomes its own quantile Huber loss, the distributional loss the update minimizes, as
+    Rainbow prioritizes by its distributional (KL) loss rather than by a scalar TD error (Hessel et
+    al. 2018, arXiv:1710.02298); beta is annealed to 1 over the training budget, and ``n_steps`` is
+    handed to the buffer. Policies: sb3-contrib's ``"MlpPolicy"`` and our ``"DuelingMlpPolicy"``
+    (:class:`~cartpole_dqn.dqn.quantile_policies.DuelingQRDQNPolicy`).
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        **QRDQN.policy_aliases,
+        "DuelingMlpPolicy": DuelingQRDQNPolicy,
+    }
+
+    def __init__(self, *args: Any, double_q: bool = False, **kwargs: Any) -> None:
+        self.double_q = double_q
+        super().__init__(*args, **kwargs)
+
+    @property
+    def prioritized(self) -> bool:
+        return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
+
+    def _setup_model(self) -> None:
+        setup_with_agent_discounts(self, super()._setup_model)
+
+    def _on_step(self) -> None:
+        super()._on_step()
+        anneal_priority_correction(self)
+
+    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
+        """sb3-contrib's update when no plug-in is on; else the weighted, Double-target version."""
+        if not self.double_q and not self.prioritized:
+            super().train(gradient_steps, batch_size)
+            loss = self.logger.name_to_value.get("train/loss", 0.0)
+            if not np.isfinite(loss):
+                raise self._divergence(float(loss))
+            return
+        self._train_with_plugins(gradient_steps, batch_size)
+
+    def _train_with_plugins(self, gradient_steps: int, batch_size: int) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        buffer = self.replay_buffer
+        assert buffer is not None
+        losses: list[float] = []
+        for _ in range(gradient_steps):
+            replay_data = buffer.sample(batch_size, env=self._vec_normalize_env)
+            # For n-step replay, discount factor is gamma**n_steps (when no early termination)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            prioritized = isinstance(replay_data, PrioritizedReplayBufferSamples)
+            with th.no_grad():
+                next_obs = replay_data.next_observations
+                next_online = self.quantile_net(next_obs) if self.double_q else None
+                target_quantiles = quantile_td_target(
+                    replay_data.rewards,
+                    replay_data.dones,
+                    discounts,
+                    self.quantile_net_target(next_obs),
+                    next_online,
+                )
+            n_samples = replay_data.actions.shape[0]
+            actions = replay_data.actions[..., None].long().expand(n_samples, self.n_quantiles, 1)
+            current_quantiles = th.gather(self.quantile_net(replay_data.observations), dim=2, index=actions)
+            per_sample = quantile_huber_loss_per_sample(current_quantiles.squeeze(dim=2), target_quantiles)
+            if prioritized:
+                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
+                if not bool(th.isfinite(per_sample).all()):  # before it reaches the sum tree
+                    raise self._divergence(float("nan"))
+                loss = (replay_data.weights.view(-1) * per_sample).mean()
+            else:
+                loss = per_sample.mean()
+            losses.append(loss.item())
+            self.policy.optimizer.zero_grad()
+            loss.backward()
+            if self.max_grad_norm is not None:
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            self.policy.optimizer.step()
+            if prioritized:
+                assert isinstance(buffer, PrioritizedReplayBuffer)
+                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
+                buffer.update_priorities(replay_data.indices, per_sample.detach().cpu().numpy())
+
+        self._n_updates += gradient_steps
+        mean_loss = float(np.mean(losses))
+        if not np.isfinite(mean_loss):
+            raise self._divergence(mean_loss)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", mean_loss)
+        if isinstance(buffer, PrioritizedReplayBuffer):
+            self.logger.record("train/per_beta", buffer.beta)
+
+    def _divergence(self, loss: float) -> DivergenceError:
+        return DivergenceError(
+            f"training diverged at step {self.num_timesteps}: loss={loss} "
+            f"(try a lower learning rate than {self.learning_rate})"
+        )

@@ -89,7 +89,7 @@ class RunConfig:
     dueling_stream_arch: list[int] = _spec([], "hidden layer sizes of each dueling stream", item_ge=1)  # noqa: RUF009
     activation: str = _spec("relu", "activation function", choices=tuple(ACTIVATIONS))
     n_quantiles: int | None = _spec(
-        None, f"quantiles per action, qrdqn only (default {QRDQN_DEFAULT_QUANTILES}, sb3-contrib's)", ge=1
+        None, f"quantiles per action, qrdqn only (none: sb3-contrib's {QRDQN_DEFAULT_QUANTILES})", ge=1
     )
     # --- DQN hyperparameters passed to SB3 ---
     learning_rate: float = _spec(2e-2, "Adam learning rate", gt=0)
@@ -106,7 +106,7 @@ class RunConfig:
     exploration_final_eps: float = _spec(0.04, "final epsilon", ge=0, le=1)
     n_steps: int = _spec(3, "n-step returns (1 = one-step TD)", ge=1)
     max_grad_norm: float | None = _spec(
-        10.0, "gradient norm clip (null: no clipping, qrdqn only, as stock QRDQN's default)", gt=0
+        10.0, "gradient norm clip (YAML null: no clipping, qrdqn only, as stock QRDQN's default)", gt=0
     )
     # --- plug-ins ---
     double_q: bool = _spec(False, "Double-DQN target (van Hasselt et al. 2016)")

@@ -19,6 +19,7 @@ from cartpole_dqn.dqn.agent import DQNAgent
 from cartpole_dqn.run.artifacts import RunPaths, allocate_run
 from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, check_env
 from cartpole_dqn.run.evaluation import evaluate_policy
+from cartpole_dqn.run.models import load_model
 from cartpole_dqn.run.runner import resume_run, train_new_run
 
 
@@ -85,14 +86,18 @@ def perfect_controller_model(path: Path) -> None:
     agent.save(path)
 
 
-def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_path: Path) -> None:
-    env_info = check_env(CONFIG)
+@pytest.mark.parametrize("algorithm", ["dqn", "qrdqn"])
+def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(
+    tmp_path: Path, algorithm: str
+) -> None:
+    config = CONFIG if algorithm == "dqn" else CONFIG.replace(algorithm="qrdqn", n_quantiles=5)
+    env_info = check_env(config)
     paths = allocate_run(tmp_path / "runs", tmp_path / "tb", "r", "r")
     run_dir = paths.run_dir
-    n_envs = CONFIG.n_envs
+    n_envs = config.n_envs
 
     with pytest.raises(SimulatedCrash):
-        train_new_run(CONFIG, env_info, paths, callback=crash_after_checkpoint(run_dir, 0))
+        train_new_run(config, env_info, paths, callback=crash_after_checkpoint(run_dir, 0))
     first = checkpoint_state(run_dir)
     assert first is not None
     seam_step = first["num_timesteps"]
@@ -106,7 +111,7 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
     resume = RunPaths(paths.name, run_dir, paths.tensorboard_dir)
     with pytest.raises(SimulatedCrash):  # killed again at once, before any evaluation
         resume_run(
-            CONFIG,
+            config,
             env_info,
             resume,
             run_dir / "checkpoint",
@@ -114,10 +119,10 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
         )
     history = first["solve"]["history"]
     best = max(history, key=lambda r: (r["deciding"], r["mean"]))
-    on_disk = DQNAgent.load(paths.model, device="cpu")
+    on_disk = load_model(paths.model)
     # Re-run that evaluation: same episodes, same start states; a stopped one reported its first ones.
     rescored = evaluate_policy(
-        on_disk.policy, CONFIG.env_id, CONFIG.eval_episodes, CONFIG.seed + EVAL_SEED_OFFSET, 500
+        on_disk.policy, config.env_id, config.eval_episodes, config.seed + EVAL_SEED_OFFSET, 500
     )
     kept = rescored.returns[: best["episodes"]]
     assert float(np.mean(kept)) == pytest.approx(best["mean"]), (
@@ -126,7 +131,7 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
 
     with pytest.raises(SimulatedCrash):
         resume_run(
-            CONFIG,
+            config,
             env_info,
             resume,
             run_dir / "checkpoint",
@@ -139,8 +144,8 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(tmp_p
     seam = seam_step // n_envs  # the first row written after the resume
     # The episode cut by the resume ends at the seam: no n-step window runs into the new episode.
     assert np.all((buffer.dones[seam - 1] > 0) | (buffer.timeouts[seam - 1] > 0))
-    gamma = CONFIG.gamma
-    for row in range(seam - CONFIG.n_steps + 1, seam):
+    gamma = config.gamma
+    for row in range(seam - config.n_steps + 1, seam):
         windows = buffer._get_samples(np.full(256, row))  # random env per sample: all of them drawn
         # A window starting at ``row`` spans at most the rows up to seam - 1: at most seam - row steps.
         assert windows.discounts.min().item() >= gamma ** (seam - row) - 1e-6

@@ -2,8 +2,9 @@
 
 ``core`` is the four the product promises: gamma, batch size, target update interval and the
 epsilon decay (fraction of the budget, final epsilon). ``full`` adds the learning rate, the update
-schedule, n-step, network size and the plug-ins. Ranges are centred on the default config
-(experiments/configs/default.yaml), wide enough to include the zoo block.
+schedule, n-step, network size and the plug-ins, and for QR-DQN the number of quantiles. Ranges
+are centred on the default config (experiments/configs/default.yaml), wide enough to include the
+zoo block.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ SCHEDULES = {
 NETWORKS = {"64x64": [64, 64], "128x128": [128, 128], "256x256": [256, 256], "256": [256]}
 
 
-def suggest(trial: optuna.Trial, space: str) -> dict[str, Any]:
-    """Config overrides for one trial."""
+def suggest(trial: optuna.Trial, space: str, algorithm: str = "dqn") -> dict[str, Any]:
+    """Config overrides for one trial of a sweep over ``algorithm`` (dqn or qrdqn)."""
     raw: dict[str, Any] = {
         "gamma": trial.suggest_float("gamma", 0.95, 0.999),
         "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128, 256]),
@@ -48,6 +49,8 @@ def suggest(trial: optuna.Trial, space: str) -> dict[str, Any]:
             double_q=trial.suggest_categorical("double_q", [False, True]),
             prioritized_replay=trial.suggest_categorical("prioritized_replay", [False, True]),
         )
+        if algorithm == "qrdqn":
+            raw["n_quantiles"] = trial.suggest_categorical("n_quantiles", [10, 25, 50, 100])
     return overrides_from_params(raw)
 
 

@@ -125,7 +125,9 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
 
     from cartpole_dqn.tuning.space import suggest
 
-    overrides = suggest(trial, settings.space)  # first: a trial killed from here on has its params
+    overrides = suggest(
+        trial, settings.space, settings.base.algorithm
+    )  # first: a trial killed from here on has its params
 
     from cartpole_dqn.benchmarking.stats import solved_within
     from cartpole_dqn.errors import DivergenceError

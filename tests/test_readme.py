@@ -97,11 +97,30 @@ def test_readme_tensorboard_command_serves_the_runs(workdir: Path) -> None:
         server.wait(timeout=30)
 
 
+def test_the_readme_paired_figures_are_what_the_script_prints_from_the_committed_record() -> None:
+    """Each `python experiments/scripts/paired.py` command shown runs, and every line it prints is in
+    the README as shown (the record it reads is committed)."""
+    commands = [c for c in shell_commands() if c.startswith("python experiments/scripts/paired.py")]
+    assert commands
+    for command in commands:
+        argv = shlex.split(command)
+        result = subprocess.run([sys.executable, *argv[1:]], cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = result.stdout.strip().splitlines()
+        assert lines and all(line in README for line in lines), lines
+
+
 @pytest.mark.slow
-def test_readme_python_example_runs(tmp_path: Path) -> None:
-    (code,) = blocks("python")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_readme_python_examples_run(tmp_path: Path) -> None:
+    import textwrap
+
+    codes = blocks("python")
+    assert len(codes) == 2  # DQN with every plug-in; QR-DQN with every plug-in
+    for code in codes:
+        result = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "dqn_cartpole.zip").is_file()
 
 

@@ -57,8 +57,9 @@ def parameters(agent: QRDQN) -> list[th.Tensor]:
 def test_with_plugins_off_it_is_stock_qrdqn_bit_for_bit(
     n_steps: int, n_envs: int, max_grad_norm: float | None
 ) -> None:
-    """Same seed, same settings: identical weights, identical replay data and identical logged loss
-    after 1,000 steps of real training (our windowed buffer samples what SB3's buffers sample)."""
+    """Same seed, same settings: identical weights, identical replay data (so identical actions) and
+    identical logged loss after 1,000 steps of real training (our windowed buffer samples what SB3's
+    buffers sample; our epsilon-greedy step draws what QRDQN's draws)."""
     runs = []
     for cls in (QRDQN, QRDQNAgent):
         agent = make_agent(cls, n_envs=n_envs, n_steps=n_steps, max_grad_norm=max_grad_norm)
@@ -73,6 +74,7 @@ def test_with_plugins_off_it_is_stock_qrdqn_bit_for_bit(
     assert ours.logger.name_to_value["train/loss"] == stock.logger.name_to_value["train/loss"]
     assert stock.replay_buffer is not None and ours.replay_buffer is not None
     np.testing.assert_array_equal(stock.replay_buffer.observations, ours.replay_buffer.observations)
+    np.testing.assert_array_equal(stock.replay_buffer.actions, ours.replay_buffer.actions)
 
 
 def test_per_sample_loss_averages_to_sb3_contribs_quantile_huber_loss() -> None:

@@ -3,7 +3,8 @@
 QR-DQN (Dabney et al. 2018, arXiv:1710.10044) learns ``n_quantiles`` quantiles of the return
 distribution per action and acts on their mean. sb3-contrib's ``QRDQN.train`` uses an unweighted
 loss, never updates priorities and lets the target network both pick and value the next action;
-here only ``train`` (when a plug-in is on) and ``_on_step`` (PER's beta) are overridden. With
+here only ``train`` (when a plug-in is on), ``_on_step`` (PER's beta) and ``_sample_action`` (the
+same actions, less overhead) are overridden. With
 ``double_q=False`` and a plain replay buffer, ``train`` *is* ``QRDQN.train``: bit for bit stock.
 """
 
@@ -14,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch as th
 from sb3_contrib import QRDQN
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
@@ -96,6 +98,25 @@ class QRDQNAgent(QRDQN):
     def _on_step(self) -> None:
         super()._on_step()
         anneal_priority_correction(self)
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """QRDQN's epsilon-greedy step (one uniform draw; then every env random, or every env
+        greedy), with the same random draws and the same actions, without SB3's per-call ``predict``
+        machinery (input checks, mode switching, reshapes: about as long as the forward pass)."""
+        obs = self._last_obs
+        if self.num_timesteps < learning_starts or not isinstance(obs, np.ndarray):
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        if np.random.rand() < self.exploration_rate:
+            actions = np.array([self.action_space.sample() for _ in range(n_envs)])
+        else:
+            if self.policy.training or self.quantile_net.training:
+                self.policy.set_training_mode(False)
+            with th.no_grad():
+                quantiles = self.quantile_net(th.as_tensor(obs, device=self.device))
+            actions = quantiles.mean(dim=1).argmax(dim=1).reshape(-1).cpu().numpy()  # QRDQNPolicy._predict
+        return actions, actions
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """sb3-contrib's update when no plug-in is on; else the weighted, Double-target version."""

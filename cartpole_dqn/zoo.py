@@ -48,7 +48,7 @@ SB3_DQN_DEFAULTS: dict[str, Any] = {
 SB3_QRDQN_DEFAULTS: dict[str, Any] = {
     **SB3_DQN_DEFAULTS,
     "algorithm": "qrdqn",
-    "n_quantiles": 200,
+    "n_quantiles": None,  # the policy's own default (200), as RunConfig reads None
     "learning_rate": 5e-5,
     "exploration_fraction": 0.005,
     "exploration_final_eps": 0.01,

@@ -114,20 +114,21 @@ def test_double_target_lets_the_online_mean_pick_and_the_target_quantiles_value(
     assert th.equal(two, th.tensor([[5.0, 7.0, 9.0], [1.25, 1.75, 2.25]]))
 
 
-class RecordingBuffer(WindowedReplayBuffer):
-    """The windowed buffer, remembering the batches it hands out."""
+class Recording:
+    """A buffer mixin remembering the batches the buffer hands out."""
 
     def sample(self, batch_size: int, env: Any = None) -> Any:
-        batch = super().sample(batch_size, env)
+        batch = super().sample(batch_size, env)  # type: ignore[misc]
         self.recorded = [*getattr(self, "recorded", []), batch]
         return batch
 
 
-class RecordingPrioritizedBuffer(PrioritizedReplayBuffer):
-    def sample(self, batch_size: int, env: Any = None) -> Any:
-        batch = super().sample(batch_size, env)
-        self.recorded = [*getattr(self, "recorded", []), batch]
-        return batch
+class RecordingBuffer(Recording, WindowedReplayBuffer):
+    pass
+
+
+class RecordingPrioritizedBuffer(Recording, PrioritizedReplayBuffer):
+    pass
 
 
 def filled_agent(buffer_class: type, **kwargs: Any) -> QRDQNAgent:

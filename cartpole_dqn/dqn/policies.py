@@ -12,7 +12,27 @@ from torch import nn
 from cartpole_dqn.dqn.networks import DuelingHead
 
 
-class DuelingQNetwork(QNetwork):
+class DuelingStreams:
+    """What the dueling networks and policies (DQN's and QR-DQN's) add to SB3's constructor
+    parameters: the streams' hidden sizes, so that save/load rebuilds the same networks."""
+
+    stream_arch: list[int]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
+        data["stream_arch"] = self.stream_arch
+        return data
+
+
+class DuelingPolicy(DuelingStreams):
+    """A policy taking ``stream_arch``, set before the parent constructor builds the networks."""
+
+    def __init__(self, *args: Any, stream_arch: list[int] | None = None, **kwargs: Any) -> None:
+        self.stream_arch = list(stream_arch or [])
+        super().__init__(*args, **kwargs)
+
+
+class DuelingQNetwork(DuelingStreams, QNetwork):
     """SB3's ``QNetwork`` with a dueling head in place of the plain MLP (Wang et al. 2016).
 
     :param stream_arch: hidden layer sizes of each of the value and advantage streams;
@@ -44,11 +64,6 @@ class DuelingQNetwork(QNetwork):
             features_dim, int(action_space.n), list(self.net_arch), self.stream_arch, activation_fn
         )
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["stream_arch"] = self.stream_arch
-        return data
-
 
 class CachedModeDQNPolicy(DQNPolicy):
     """A ``DQNPolicy`` that skips ``set_training_mode`` when the mode is already set.
@@ -63,23 +78,13 @@ class CachedModeDQNPolicy(DQNPolicy):
         super().set_training_mode(mode)
 
 
-class DuelingDQNPolicy(CachedModeDQNPolicy):
+class DuelingDQNPolicy(DuelingPolicy, CachedModeDQNPolicy):
     """DQN policy whose online and target networks are dueling Q-networks (alias ``DuelingMlpPolicy``).
 
     :param stream_arch: hidden layer sizes of each dueling stream (default: none, linear streams).
     All other parameters are those of SB3's ``DQNPolicy``; ``net_arch`` is the shared trunk.
     """
 
-    def __init__(self, *args: Any, stream_arch: list[int] | None = None, **kwargs: Any) -> None:
-        # Set before the parent constructor: it calls make_q_net().
-        self.stream_arch = list(stream_arch or [])
-        super().__init__(*args, **kwargs)
-
     def make_q_net(self) -> DuelingQNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return DuelingQNetwork(**net_args, stream_arch=self.stream_arch).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["stream_arch"] = self.stream_arch
-        return data

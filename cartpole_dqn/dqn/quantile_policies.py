@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from gymnasium import spaces
 from sb3_contrib.qrdqn.policies import QRDQNPolicy, QuantileNetwork
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from cartpole_dqn.dqn.networks import DuelingQuantileHead
+from cartpole_dqn.dqn.policies import DuelingPolicy, DuelingStreams
 
 
-class DuelingQuantileNetwork(QuantileNetwork):
+class DuelingQuantileNetwork(DuelingStreams, QuantileNetwork):
     """sb3-contrib's ``QuantileNetwork`` with a dueling quantile head in place of its plain MLP.
 
     :param stream_arch: hidden layer sizes of each of the value and advantage streams;
@@ -52,13 +51,8 @@ class DuelingQuantileNetwork(QuantileNetwork):
             activation_fn,
         )
 
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["stream_arch"] = self.stream_arch
-        return data
 
-
-class DuelingQRDQNPolicy(QRDQNPolicy):
+class DuelingQRDQNPolicy(DuelingPolicy, QRDQNPolicy):
     """QR-DQN policy whose online and target networks are dueling quantile networks.
 
     Registered under the alias ``"DuelingMlpPolicy"`` in
@@ -69,16 +63,6 @@ class DuelingQRDQNPolicy(QRDQNPolicy):
     All other parameters are those of sb3-contrib's ``QRDQNPolicy``; ``net_arch`` is the shared trunk.
     """
 
-    def __init__(self, *args: Any, stream_arch: list[int] | None = None, **kwargs: Any) -> None:
-        # Set before the parent constructor: it calls make_quantile_net().
-        self.stream_arch = list(stream_arch or [])
-        super().__init__(*args, **kwargs)
-
     def make_quantile_net(self) -> DuelingQuantileNetwork:
         net_args = self._update_features_extractor(self.net_args, features_extractor=None)
         return DuelingQuantileNetwork(**net_args, stream_arch=self.stream_arch).to(self.device)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data["stream_arch"] = self.stream_arch
-        return data

@@ -129,29 +129,30 @@ def _greedy_action_fn(policy: GreedyPolicy) -> Callable[[np.ndarray], np.ndarray
     one forward pass of its Q-network (quantile network) per step, without per-call mode switching
     or input checks (through the explicit forward where the network allows it: the same Q-values,
     less overhead)."""
-    if isinstance(policy, DQNPolicy) and isinstance(policy.observation_space, spaces.Box):
-        policy.set_training_mode(False)
-        device = policy.device
-        explicit = explicit_network(policy.q_net, None)
-        forward = policy.q_net if explicit is None else explicit.forward
+    if not isinstance(policy, (DQNPolicy, QRDQNPolicy)) or not isinstance(
+        policy.observation_space, spaces.Box
+    ):
+        return lambda obs: np.asarray(policy.predict(obs, deterministic=True)[0])
+    policy.set_training_mode(False)
+    device = policy.device
+    q_values = _q_value_fn(policy)
 
-        def act(obs: np.ndarray) -> np.ndarray:
-            with th.inference_mode():
-                q = forward(th.as_tensor(obs, dtype=th.float32, device=device))
-            return q.argmax(dim=1).cpu().numpy()
+    def act(obs: np.ndarray) -> np.ndarray:
+        with th.inference_mode():
+            q = q_values(th.as_tensor(obs, dtype=th.float32, device=device))
+        return q.argmax(dim=1).cpu().numpy()
 
-        return act
-    if isinstance(policy, QRDQNPolicy) and isinstance(policy.observation_space, spaces.Box):
-        policy.set_training_mode(False)
-        quantile_net, quantile_device = policy.quantile_net, policy.device
+    return act
 
-        def act_on_mean_quantiles(obs: np.ndarray) -> np.ndarray:
-            with th.inference_mode():
-                quantiles = quantile_net(th.as_tensor(obs, dtype=th.float32, device=quantile_device))
-            return quantiles.mean(dim=1).argmax(dim=1).cpu().numpy()  # QRDQNPolicy._predict's action
 
-        return act_on_mean_quantiles
-    return lambda obs: np.asarray(policy.predict(obs, deterministic=True)[0])
+def _q_value_fn(policy: DQNPolicy | QRDQNPolicy) -> Callable[[th.Tensor], th.Tensor]:
+    """Observations -> Q-values (batch, n_actions): a DQN policy's Q-network (its explicit forward
+    where the network allows it), or a QR-DQN policy's mean over quantiles, as QRDQNPolicy acts."""
+    if isinstance(policy, QRDQNPolicy):
+        quantile_net = policy.quantile_net
+        return lambda obs: quantile_net(obs).mean(dim=1)
+    explicit = explicit_network(policy.q_net, None)
+    return policy.q_net if explicit is None else explicit.forward
 
 
 class Evaluator:

@@ -82,9 +82,7 @@ def resume_run(
     agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=saved.num_timesteps))
     solve = solve_callback(config, env, paths, verbose, callback_after_eval)
     solve.restore(saved.solve, saved.next_eval, saved.elapsed_s)
-    remaining = max(config.total_timesteps - saved.num_timesteps, 0)
-    learn(agent, solve, remaining, False, progress_bar, callback)
-    return finish(config, env, paths, agent, solve, setup_s=0.0, resumed=True)
+    return carry_on(config, env, paths, agent, solve, saved.num_timesteps, progress_bar, callback)
 
 
 def continue_run(
@@ -117,7 +115,22 @@ def continue_run(
     )
     every = config.effective_eval_freq
     solve.restore(state, (steps // every + 1) * every, previous.train_wall_s)
-    learn(agent, solve, config.total_timesteps - steps, False, progress_bar, None)
+    return carry_on(config, env, paths, agent, solve, steps, progress_bar, None)
+
+
+def carry_on(
+    config: RunConfig,
+    env: EnvInfo,
+    paths: RunPaths,
+    agent: BaseAlgorithm,
+    solve: SolveCallback,
+    done_steps: int,
+    progress_bar: bool,
+    callback: BaseCallback | None,
+) -> RunResult:
+    """The common end of :func:`resume_run` and :func:`continue_run`: train a loaded agent with its
+    restored protocol from ``done_steps`` to the budget, then finish the run as resumed."""
+    learn(agent, solve, max(config.total_timesteps - done_steps, 0), False, progress_bar, callback)
     return finish(config, env, paths, agent, solve, setup_s=0.0, resumed=True)
 
 

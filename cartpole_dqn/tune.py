@@ -36,8 +36,8 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         type=int,
         default=3,
         metavar="K",
-        help="tuning seeds each trial trains on, the same for every trial; its value is the lower "
-        "median over them (3)",
+        help="tuning seeds each trial trains on, the same for every trial; its value is the mean of "
+        "its per-seed values (3; --pruner halving/wilcoxon: up to 2K)",
     )
     parser.add_argument("--study-name", default=None, help="study name (default: cartpole-dqn-<space>)")
     parser.add_argument(
@@ -51,7 +51,22 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     )
     parser.add_argument("--space", choices=SPACES, default="core", help="search space (core)")
     parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="sampler (tpe, seeded by --seed)")
-    parser.add_argument("--pruner", choices=PRUNERS, default="median", help="pruner (median)")
+    parser.add_argument(
+        "--pruner",
+        choices=PRUNERS,
+        default="median",
+        help="median: Optuna's median pruner within runs, plus the across-seed rule; halving: also "
+        "successive halving over seeds (the top third after K seeds earn K more); wilcoxon: up to 2K "
+        "seeds, a trial stops once significantly worse than the best; none (median)",
+    )
+    parser.add_argument(
+        "--trial-eval-freq",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training steps between evaluations inside trials (default: the base config's eval_freq); "
+        "best.yaml and the selection runs keep the base config's",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="sampler seed; also picks the trials' training seeds"
     )
@@ -77,9 +92,10 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     parser.add_argument(
         "--validate-seeds",
         type=int,
-        default=0,
-        metavar="K",
-        help="retrain the sweep's top 3 configs on K seeds the sweep never used, and compare",
+        default=10,
+        metavar="N",
+        help="re-train the base config and the sweep's top 3 on N fresh seeds; best.yaml is the one that "
+        "beats the base paired by seed, else the base (10; 0: the sweep's best, optimistic estimate)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no per-trial progress lines on stderr")
     parser.add_argument("--heartbeat-interval", type=int, default=10, help=argparse.SUPPRESS)
@@ -97,6 +113,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         raise UsageError(f"--seeds-per-trial must be >= 1, got {args.seeds_per_trial}")
     if args.validate_seeds < 0:
         raise UsageError(f"--validate-seeds must be >= 0, got {args.validate_seeds}")
+    if args.trial_eval_freq is not None and args.trial_eval_freq < 1:
+        raise UsageError(f"--trial-eval-freq must be >= 1, got {args.trial_eval_freq}")
     overrides: dict[str, Any] = {}
     if args.timesteps is not None:
         overrides["total_timesteps"] = args.timesteps
@@ -115,7 +133,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     from cartpole_dqn.run.envs import check_env
     from cartpole_dqn.tuning.report import report
-    from cartpole_dqn.tuning.studies import StoreSettings, count, open_storage, open_study
+    from cartpole_dqn.tuning.studies import ClaimLock, StoreSettings, count, open_storage, open_study
     from cartpole_dqn.tuning.sweep import record_settings, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -136,6 +154,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         args.output_dir,
         args.log_dir,
         seeds_per_trial=args.seeds_per_trial,
+        trial_eval_freq=args.trial_eval_freq,
         progress=not args.no_progress,
         started_at=started_at,
     )
@@ -143,11 +162,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if not args.report:
         # ... and on a study of the same name with another direction, base config, space or K
         study = open_study(storage, study_name)
-        record_settings(study, settings)
+        with ClaimLock(store, study_name).holding():  # one machine records the settings and enqueues the base
+            record_settings(study, settings)
         settings = replace(settings, finished_at_start=count(study)[0])
         wall = run_sweep(settings, args.workers, prog)
         print(f"sweep wall time: {wall:.1f} s with {args.workers} worker(s)")
-    report(settings, args.validate_seeds)
+    report(settings, args.validate_seeds, args.workers)
     return 0
 
 

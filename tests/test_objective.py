@@ -90,7 +90,7 @@ def test_median_steps_counts_unsolved_seeds_as_never() -> None:
 
 
 def test_kendall_tau_counts_ties_as_neither_agreeing_nor_disagreeing() -> None:
-    from cartpole_dqn.tuning.report import kendall_tau
+    from cartpole_dqn.tuning.selection import kendall_tau
 
     assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0

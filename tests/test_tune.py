@@ -12,13 +12,14 @@ from optuna.trial import TrialState
 
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.tuning.seeds import tuning_seeds, validation_seeds
+from cartpole_dqn.tuning.space import base_params, overrides_from_params
 from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
 from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
 from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--timesteps", "2000", "--workers", "1"]
+TINY = ["--timesteps", "2000", "--workers", "1", "--validate-seeds", "0"]
 
 
 def load(workdir: Path, name: str) -> optuna.Study:
@@ -69,8 +70,11 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     assert finished(study) == 3
     assert not study.get_trials(states=(TrialState.RUNNING,))
     folder = workdir / "experiments" / "tuning" / "tiny"
-    best = load_config(folder / "best.yaml")
-    assert isinstance(best, RunConfig) and best.gamma == pytest.approx(study.best_trial.params["gamma"])
+    base = RunConfig(total_timesteps=2000)
+    assert study.trials[0].params == base_params("core", base) and study.trials[0].user_attrs["base"]
+    best = load_config(folder / "best.yaml")  # --validate-seeds 0: the sweep's best, said to be optimistic
+    assert best == base.replace(**overrides_from_params(study.best_trial.params))
+    assert "optimistic" in result.stdout and "optimistic" in (folder / "best.yaml").read_text()
     plots = sorted((folder / "plots").glob("*.png"))
     assert {p.name for p in plots} >= {"optimization_history.png", "slice.png"} and all(map(is_png, plots))
     for trial in study.trials:
@@ -108,16 +112,28 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
         "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
     )
     assert report.returncode == 0 and "4 finished" in report.stdout, report.stderr
-    assert "rank agreement (Kendall's tau, sweep vs validation)" in report.stdout
-    validation = json.loads((folder / "validation.json").read_text())
-    assert validation["validation_seeds"] == validation_seeds(2)
-    assert [row["sweep_rank"] for row in validation["configs"]] == [1, 2, 3]
-    best_three = sorted(
-        load(workdir, "tiny").get_trials(states=(TrialState.COMPLETE,)), key=lambda t: -(t.value or 0)
+    assert "rank agreement of the sweep's top trials (Kendall's tau, sweep vs fresh seeds)" in report.stdout
+    selection = json.loads((folder / "selection.json").read_text())
+    assert selection["seeds"] == validation_seeds(2)
+    study = load(workdir, "tiny")
+    complete = sorted(
+        study.get_trials(states=(TrialState.COMPLETE,)), key=lambda t: (-(t.value or 0), t.number)
     )
-    assert [row["trial"] for row in validation["configs"]] == [t.number for t in best_three[:3]]
-    runs = sorted((folder / "validation").iterdir())
-    assert len(runs) == 6 and all((r / "results.json").is_file() for r in runs)
+    labels = [row["label"] for row in selection["rows"]]
+    assert labels[0] == "base" and len(labels) == len(set(labels)) <= 4
+    expected = [f"trial-{t.number}" for t in complete if t.number != 0][: len(labels) - 1]
+    assert labels[1:] == expected  # the base, then the sweep's top trials that differ from it
+    runs = sorted((folder / "selection").iterdir())
+    assert len(runs) == 2 * len(labels) and all((r / "results.json").is_file() for r in runs)
+    assert study.user_attrs["pick"]["pick"] == selection["pick"]
+    assert "select " in report.stderr  # progress lines while re-training
+    # A second report re-uses the recorded runs: nothing is trained again, the answer is the same.
+    again = run_module(
+        "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
+    )
+    assert again.returncode == 0, again.stderr
+    assert "select " not in again.stderr and len(list((folder / "selection").iterdir())) == len(runs)
+    assert json.loads((folder / "selection.json").read_text())["pick"] == selection["pick"]
 
 
 def test_best_yaml_runs_unchanged_with_train(workdir: Path) -> None:
@@ -376,3 +392,79 @@ def test_the_study_records_its_base_config_and_refuses_to_mix_in_others(workdir:
     assert_one_line_error(refused, "another search space 'core' (this run: 'full')")
     assert tree_digest(workdir / "experiments" / "tuning") == before
     assert len(load(workdir, "rec").trials) == 1
+
+
+def crafted_study(
+    workdir: Path, name: str, base: RunConfig, trials: list[tuple[float, dict[str, Any]]]
+) -> None:
+    """A finished study of the full space around ``base``: complete trials with these values and params."""
+    from cartpole_dqn.tuning.space import distributions
+
+    storage = open_storage(StoreSettings(None, workdir / "experiments" / "tuning" / "journal.log"))
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    store = StoreSettings(None, workdir / "experiments" / "tuning" / "journal.log")
+    recorded = SweepSettings(
+        base, name, len(trials), "full", "tpe", "median", 0, store, workdir, workdir
+    ).recorded()
+    for key, value in recorded.items():
+        study.set_user_attr(key, value)
+    for value, params in trials:
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value,
+                params={**base_params("full", base), **params},
+                distributions=distributions("full", base),
+                user_attrs={"seed_results": []},
+            )
+        )
+
+
+QUICK = {"eval_episodes": 20, "curve_episodes": 5}
+
+
+def test_when_no_candidate_beats_the_base_best_yaml_is_the_base_config(workdir: Path) -> None:
+    """Two top-ranked trials that cannot learn in the budget (learning rate 1e-4) lose to the base
+    on the fresh seeds: best.yaml is the base config, and says so."""
+    base = RunConfig(total_timesteps=3000, **QUICK)  # type: ignore[arg-type]
+    crafted_study(
+        workdir, "keep", base, [(1.9, {"learning_rate": 1e-4}), (1.8, {"learning_rate": 1.5e-4}), (1.0, {})]
+    )
+    result = run_module(
+        "cartpole_dqn.tune", "--report", "--study-name", "keep", "--validate-seeds", "3", cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    folder = workdir / "experiments" / "tuning" / "keep"
+    assert load_config(folder / "best.yaml") == base
+    header = (folder / "best.yaml").read_text().splitlines()[:3]
+    assert (
+        "the base config" in header[0] and "no candidate beat the base config on 3 fresh seeds" in header[1]
+    )
+    assert header[2].startswith("# estimate: median") and "fresh seeds 900000..900002" in header[2]
+    selection = json.loads((folder / "selection.json").read_text())
+    assert [row["label"] for row in selection["rows"]] == ["base", "trial-0", "trial-1"]
+    assert selection["pick"] == "base" and "best.yaml is the base config" in result.stdout
+
+
+def test_a_candidate_that_beats_the_base_on_fresh_seeds_is_picked_with_its_fresh_estimate(
+    workdir: Path,
+) -> None:
+    """A hopeless base (learning rate 1e-4) against the default's learning rate: on 7 fresh seeds the
+    candidate solves where the base cannot, the paired test says so, and best.yaml is the candidate."""
+    base = RunConfig(learning_rate=1e-4, total_timesteps=8000, **QUICK)  # type: ignore[arg-type]
+    crafted_study(workdir, "gain", base, [(1.5, {"learning_rate": 0.02}), (1.2, {})])
+    result = run_module(
+        "cartpole_dqn.tune", "--report", "--study-name", "gain", "--validate-seeds", "7", cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    folder = workdir / "experiments" / "tuning" / "gain"
+    assert load_config(folder / "best.yaml") == base.replace(learning_rate=0.02)
+    selection = json.loads((folder / "selection.json").read_text())
+    assert selection["pick"] == "trial-0"
+    picked = next(row for row in selection["rows"] if row["label"] == "trial-0")
+    assert picked["beats_base"] and picked["p_value"] <= picked["holm_level"]
+    assert selection["estimate_median"] == picked["median_steps"] < 8000  # its own fresh-seed median
+    header = (folder / "best.yaml").read_text().splitlines()[:3]
+    assert "trial 0" in header[0] and "beats the base config on 7 fresh seeds" in header[1]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["pick"] == "trial-0" and summary["estimate"] == "fresh seeds"
+    assert load(workdir, "gain").user_attrs["pick"]["estimate_median_steps"] == picked["median_steps"]

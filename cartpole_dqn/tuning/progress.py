@@ -34,6 +34,6 @@ def trial_line(study: optuna.Study, trial: FrozenTrial, settings: SweepSettings)
     return (
         f"trial {min(finished, settings.trials)}/{settings.trials} {trial.state.name.lower():8s} "
         f"#{trial.number:<4d} value {value}  seeds solved {solved}/{len(seeds)} of "
-        f"{settings.seeds_per_trial}  best {best_text}  elapsed {clock(elapsed)}  "
+        f"{settings.max_seeds}  best {best_text}  elapsed {clock(elapsed)}  "
         f"ETA {eta(elapsed, done_here, settings.trials - finished)}"
     )

@@ -1,23 +1,25 @@
 """The sweep: Optuna trials made of ordinary training runs, claimed by any number of workers.
 
-A trial trains its config on the sweep's ``K`` tuning seeds (common to all trials), one after
-another, each through the same runner as ``train``, and scores the mean of the per-seed values
-(:mod:`cartpole_dqn.tuning.objective`). Pruning, both within a run and across seeds:
+A trial trains its config on the sweep's tuning seeds (common to all trials), one after another,
+each through the same runner as ``train``, and scores the mean of the per-seed values
+(:mod:`cartpole_dqn.tuning.objective`). The study's first trial (trial 0) is the base config itself,
+enqueued when the study is created, so the sweep's ranking always contains where the user started.
+Pruning, both within a run and across seeds:
 
 1. within a run: every evaluation is reported to Optuna through a ``TrialPruningCallback`` (the
    solve protocol's ``callback_after_eval``, as rl-baselines3-zoo's ``TrialEvalCallback``), at step
    ``seed index * stride + step``, so the pruner compares this trial's run on seed ``i`` with the
    other trials' runs on the same seed at the same step; a run that has not solved and that the
    pruner rejects stops, and so does the trial (a hopeless config is pruned on its first seed);
-2. across seeds: after a seed, a trial whose value can no longer reach 1 (what any trial that
-   solves all its seeds scores at least) is pruned if the study already has a complete trial at 1
-   or above.
+2. across seeds (:mod:`cartpole_dqn.tuning.seed_pruning`): a trial whose value can no longer reach 1
+   is pruned once the study has a complete trial at 1 or above; with ``halving`` only the top third
+   after ``K`` seeds earn ``K`` more, with ``wilcoxon`` a trial stops once it is significantly worse
+   than the best complete trial on the seeds so far.
 
-A run that solved is never pruned, so a trial that solves all its seeds always completes.
-``settings.trials`` is the total number of finished (complete + pruned) trials the study ends
-with, across reruns and workers; a trial killed with its worker is failed and re-run whole (all
-its seeds), never half-counted. Optuna is imported inside the functions that use it, so the
-command line answers without it.
+A run that solved is never pruned within its run. ``settings.trials`` is the total number of
+finished (complete + pruned) trials the study ends with, across reruns and workers; a trial killed
+with its worker is failed and re-run whole (all its seeds), never half-counted. Optuna is imported
+inside the functions that use it, so the command line answers without it.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from cartpole_dqn.tuning.studies import StoreSettings
 
 SAMPLERS = ("tpe", "random")
-PRUNERS = ("median", "none", "halving")
+PRUNERS = ("median", "halving", "wilcoxon", "none")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class SweepSettings:
     output_dir: Path
     log_dir: Path
     seeds_per_trial: int = 3
+    trial_eval_freq: int | None = None  # evaluation interval inside trials (None: the base config's)
     progress: bool = False
     started_at: float = 0.0  # time.time() when the command started (for elapsed and ETA)
     finished_at_start: int = 0  # finished trials the study had then
@@ -69,7 +72,20 @@ class SweepSettings:
             "base_config": self.base.to_dict(),
             "space": self.space,
             "seeds_per_trial": self.seeds_per_trial,
+            "seed_pruner": self.pruner,
+            "trial_eval_freq": self.trial_eval_freq or self.base.eval_freq,
         }
+
+    @property
+    def max_seeds(self) -> int:
+        from cartpole_dqn.tuning.seed_pruning import max_seeds
+
+        return max_seeds(self.pruner, self.seeds_per_trial)
+
+    def trial_config(self, overrides: dict[str, Any], seed: int) -> RunConfig:
+        """The config a trial trains on one seed: the base with its params (and the trial eval interval)."""
+        config = self.base.replace(**overrides, seed=seed)
+        return config if self.trial_eval_freq is None else config.replace(eval_freq=self.trial_eval_freq)
 
 
 def make_sampler(settings: SweepSettings, worker: int) -> optuna.samplers.BaseSampler:
@@ -86,27 +102,40 @@ def make_pruner(settings: SweepSettings) -> optuna.pruners.BasePruner:
 
     if settings.pruner == "none":
         return optuna.pruners.NopPruner()
-    if settings.pruner == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=settings.base.eval_freq * 3)
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=settings.base.eval_freq * 2)
+    eval_freq = settings.trial_eval_freq or settings.base.eval_freq
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=eval_freq * 2)
+
+
+# What studies recorded before a setting existed (they ran as if with this value).
+RECORDED_BEFORE = {"seeds_per_trial": 1, "seed_pruner": None, "trial_eval_freq": None}
+SETTING_FLAGS = {
+    "seeds_per_trial": "--seeds-per-trial",
+    "seed_pruner": "--pruner",
+    "trial_eval_freq": "--trial-eval-freq",
+}
 
 
 def record_settings(study: optuna.Study, settings: SweepSettings) -> None:
-    """Record the sweep's base config and space in a new study; refuse to mix other ones into it."""
+    """Record the sweep's settings in a new study and enqueue the base config as its first trial;
+    refuse to mix other settings into an existing study."""
+    from cartpole_dqn.tuning.space import base_params
+
     recorded = settings.recorded()
     attrs = study.user_attrs
     if "base_config" not in attrs:
         for key, value in recorded.items():
             study.set_user_attr(key, value)
+        if not study.trials:
+            study.enqueue_trial(base_params(settings.space, settings.base), user_attrs={"base": True})
         return
     for key, value in recorded.items():
-        had = attrs.get(key, 1 if key == "seeds_per_trial" else None)  # studies before K existed: 1 seed
-        if had == value:
+        had = attrs.get(key, RECORDED_BEFORE.get(key))
+        if had == value or (had is None and key in ("seed_pruner", "trial_eval_freq")):
             continue
         if key == "space":
             what = f"search space '{had}' (this run: '{value}')"
-        elif key == "seeds_per_trial":
-            what = f"--seeds-per-trial {had} (this run: {value})"
+        elif key in SETTING_FLAGS:
+            what = f"{SETTING_FLAGS[key]} {had} (this run: {value})"
         else:
             diff = sorted(k for k in value if attrs[key].get(k) != value[k])
             what = (
@@ -126,7 +155,7 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     from cartpole_dqn.tuning.space import suggest
 
     overrides = suggest(
-        trial, settings.space, settings.base.algorithm
+        trial, settings.space, settings.base
     )  # first: a trial killed from here on has its params
 
     from cartpole_dqn.benchmarking.stats import solved_within
@@ -134,11 +163,11 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     from cartpole_dqn.run.artifacts import allocate_run
     from cartpole_dqn.run.envs import resolve_env
     from cartpole_dqn.run.runner import train_new_run
-    from cartpole_dqn.tuning.objective import CurveScore, best_reachable, reward_floor, trial_value
+    from cartpole_dqn.tuning.objective import CurveScore, reward_floor, trial_value
     from cartpole_dqn.tuning.pruning import TrialPruningCallback
     from cartpole_dqn.tuning.seeds import tuning_seeds
 
-    seeds = tuning_seeds(settings.seed, settings.seeds_per_trial)
+    seeds = tuning_seeds(settings.seed, settings.max_seeds)
     trial.set_user_attr("seeds", seeds)
     runs_root = settings.study_dir / "trials" / f"trial-{trial.number}"
     log_root = settings.log_dir / "tune" / settings.study_name / f"trial-{trial.number}"
@@ -149,7 +178,7 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     outcome = "complete"
     try:
         for index, seed in enumerate(seeds):
-            config, env = resolve_env(settings.base.replace(**overrides, seed=seed))
+            config, env = resolve_env(settings.trial_config(overrides, seed))
             score = CurveScore(
                 config.total_timesteps,
                 config.eval_freq,
@@ -178,17 +207,16 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
             eval_means.append(result.eval_mean)
             trial.set_user_attr("seed_results", seed_results)
             trial.set_user_attr("eval_means", eval_means)
+            trial.set_user_attr("value_per_seed", values)
             if pruning.pruned:
                 outcome = "pruned"
                 raise optuna.TrialPruned(f"pruned on seed {seed} at step {result.total_steps}")
-            if index + 1 < len(seeds) and best_reachable(values, len(seeds)) < 1.0 and _has_solver(trial):
-                outcome = "pruned"
-                raise optuna.TrialPruned(
-                    f"after {index + 1} of {len(seeds)} seeds its value cannot reach 1 (a solver's)"
-                )
-        value = trial_value(values)
-        trial.set_user_attr("value_per_seed", values)
-        return value
+            if index + 1 < len(seeds):
+                reason = across_seeds(trial, settings, values, len(seeds))
+                if reason is not None:
+                    outcome = "pruned"
+                    raise optuna.TrialPruned(reason)
+        return trial_value(values)
     except optuna.TrialPruned:
         raise
     except BaseException:
@@ -208,11 +236,27 @@ def seed_result(seed: int, steps_to_solve: int | None, wall_to_solve_s: float | 
     }
 
 
-def _has_solver(trial: optuna.Trial) -> bool:
+def across_seeds(trial: optuna.Trial, settings: SweepSettings, values: list[float], seeds: int) -> str | None:
+    """Why a trial that has run ``len(values)`` of its ``seeds`` seeds stops here (None: it goes on)."""
     from optuna.trial import TrialState
 
-    complete = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return any(t.value is not None and t.value >= 1.0 for t in complete)
+    from cartpole_dqn.tuning.objective import best_reachable
+    from cartpole_dqn.tuning.seed_pruning import halving_promotes, wilcoxon_worse
+
+    done = len(values)
+    others = [t for t in trial.study.get_trials(deepcopy=False) if t.number != trial.number]
+    complete = [t for t in others if t.state == TrialState.COMPLETE and t.value is not None]
+    if best_reachable(values, seeds) < 1.0 and any((t.value or 0.0) >= 1.0 for t in complete):
+        return f"after {done} of {seeds} seeds its value cannot reach 1 (a solver's)"
+    if settings.pruner == "halving" and done == settings.seeds_per_trial:
+        per_seed = [list(t.user_attrs.get("value_per_seed", [])) for t in others]
+        if not halving_promotes(values, per_seed, done):
+            return f"after {done} seeds its mean is not in the top third of the trials that ran them"
+    if settings.pruner == "wilcoxon" and complete:
+        best = max(complete, key=lambda t: t.value or 0.0)
+        if wilcoxon_worse(values, list(best.user_attrs.get("value_per_seed", []))):
+            return f"after {done} seeds it is worse than trial {best.number} (Wilcoxon signed-rank, p < 0.1)"
+    return None
 
 
 def write_session(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -132,9 +133,10 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     import optuna
 
     from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.run.multiseed import RunsInterrupted
     from cartpole_dqn.tuning.report import report
     from cartpole_dqn.tuning.studies import ClaimLock, StoreSettings, count, open_storage, open_study
-    from cartpole_dqn.tuning.sweep import record_settings, run_sweep
+    from cartpole_dqn.tuning.sweep import SweepInterrupted, record_settings, run_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started_at = time.time()
@@ -159,15 +161,32 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         started_at=started_at,
     )
     storage = open_storage(store)  # fail fast, one line, on a bad storage URL or journal
-    if not args.report:
-        # ... and on a study of the same name with another direction, base config, space or K
-        study = open_study(storage, study_name)
-        with ClaimLock(store, study_name).holding():  # one machine records the settings and enqueues the base
-            record_settings(study, settings)
-        settings = replace(settings, finished_at_start=count(study)[0])
-        wall = run_sweep(settings, args.workers, prog)
-        print(f"sweep wall time: {wall:.1f} s with {args.workers} worker(s)")
-    report(settings, args.validate_seeds, args.workers)
+    command = " ".join([prog, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
+    try:
+        if not args.report:
+            # ... and on a study of the same name with another direction, base config, space or K
+            study = open_study(storage, study_name)
+            with ClaimLock(store, study_name).holding():  # one machine records settings and enqueues the base
+                record_settings(study, settings)
+            settings = replace(settings, finished_at_start=count(study)[0])
+            wall = run_sweep(settings, args.workers, prog)
+            print(f"sweep wall time: {wall:.1f} s with {args.workers} worker(s)")
+        report(settings, args.validate_seeds, args.workers)
+    except SweepInterrupted as exc:
+        finished = count(open_study(storage, study_name))[0]
+        print(
+            f"{prog}: interrupted: {finished} of {args.trials} trials finished and kept, stopped trials will "
+            f"run again; resume with: {command}",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
+    except RunsInterrupted as exc:
+        print(
+            f"{prog}: interrupted: {exc.done} of {exc.total} selection runs finished and kept in the study; "
+            f"resume with: {command}",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
     return 0
 
 

@@ -22,23 +22,25 @@ def interrupt_requested() -> bool:
     return _requested.is_set()
 
 
+def request_stop(signum: int = signal.SIGINT, frame: Any = None) -> None:
+    """A signal handler: the first call asks the run to stop at the next env step; a second stops at once."""
+    if _requested.is_set():
+        raise KeyboardInterrupt
+    _requested.set()
+
+
 @contextmanager
-def checkpoint_on_sigint() -> Iterator[None]:
-    """Turn the first SIGINT into a checkpoint-and-stop request (main thread only; else a no-op)."""
+def checkpoint_on_sigint(signals: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
+    """Turn the first of ``signals`` into a checkpoint-and-stop request (main thread only; else a no-op)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        if _requested.is_set():
-            raise KeyboardInterrupt
-        _requested.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, request_stop) for s in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
         _requested.clear()
 
 

@@ -290,6 +290,7 @@ def worker(settings: SweepSettings, index: int) -> int:
     """Claim and run trials until the study has ``settings.trials`` finished ones; returns trials run."""
     import optuna
 
+    from cartpole_dqn.run.interrupt import RunInterrupted, interrupt_requested
     from cartpole_dqn.tuning.studies import (
         ClaimLock,
         count,
@@ -313,9 +314,15 @@ def worker(settings: SweepSettings, index: int) -> int:
         for key, value in identity.items():
             trial.set_user_attr(key, value)
         lock.release()  # the trial now exists and carries its owner: other workers may claim
-        return run_trial(trial, settings)
+        try:
+            return run_trial(trial, settings)
+        except RunInterrupted:
+            optuna.logging.set_verbosity(optuna.logging.ERROR)  # a stop, not a failure to report
+            raise
 
     while True:
+        if interrupt_requested():
+            return ran
         lock.acquire()
         try:
             if settings.store.url is None:
@@ -334,6 +341,10 @@ def worker(settings: SweepSettings, index: int) -> int:
             lock.release()
         ran += 1
         last = study.get_trials(deepcopy=False)[current[-1]]  # this worker's trial (others may be newer)
+        if interrupt_requested():
+            if last.state == optuna.trial.TrialState.FAIL:  # stopped mid-trial: the next sweep re-runs it
+                study.enqueue_trial(last.params, user_attrs={"retry_of": last.number}, skip_if_exists=False)
+            return ran
         if settings.progress:
             from cartpole_dqn.tuning.progress import trial_line
 
@@ -344,9 +355,27 @@ def worker(settings: SweepSettings, index: int) -> int:
             raise RuntimeError(f"three trials in a row failed; last failure: {reason}")
 
 
-def worker_process(settings: SweepSettings, index: int, prog: str) -> None:
-    """A spawned worker process: the same one-line error handling as the CLI."""
+class SweepInterrupted(Exception):
+    """The sweep stopped on a signal (Ctrl-C or SIGTERM); finished trials are kept, stopped ones re-run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+
+def worker_process(settings: SweepSettings, index: int, prog: str, parent: int) -> None:
+    """A spawned worker process: tied to its parent (see :mod:`cartpole_dqn.run.children`), a first
+    SIGTERM or SIGINT stops its trial at the next env step and leaves it to be re-run, and the same
+    one-line error handling as the CLI."""
+    import signal
+
     from cartpole_dqn.cli import run_cli
+    from cartpole_dqn.run.children import follow_parent
+    from cartpole_dqn.run.interrupt import request_stop
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+    follow_parent(parent)
 
     def run(_argv: object) -> int:
         worker(settings, index)
@@ -356,20 +385,48 @@ def worker_process(settings: SweepSettings, index: int, prog: str) -> None:
 
 
 def run_sweep(settings: SweepSettings, workers: int, prog: str) -> float:
-    """Run the sweep with ``workers`` processes (or in this one); returns its wall time in seconds."""
+    """Run the sweep with ``workers`` processes (or in this one); returns its wall time in seconds.
+
+    The first Ctrl-C or SIGTERM asks every worker to stop its trial at the next env step (a stopped
+    trial is failed and enqueued again, so the next run of the command re-runs it) and then raises
+    :class:`SweepInterrupted`; a second one kills the workers at once."""
     import multiprocessing as mp
+    import os
+    import signal
+
+    from cartpole_dqn.run.children import signal_all, stop_signals
+    from cartpole_dqn.run.interrupt import checkpoint_on_sigint
 
     start = time.perf_counter()
     if workers == 1:
-        worker(settings, 0)
-    else:
-        context = mp.get_context("spawn")
-        processes = [context.Process(target=worker_process, args=(settings, i, prog)) for i in range(workers)]
+        with checkpoint_on_sigint((signal.SIGINT, signal.SIGTERM)):
+            worker(settings, 0)
+            from cartpole_dqn.run.interrupt import interrupt_requested
+
+            if interrupt_requested():
+                raise SweepInterrupted(signal.SIGINT)
+        return time.perf_counter() - start
+    context = mp.get_context("spawn")
+    processes = [
+        context.Process(target=worker_process, args=(settings, i, prog, os.getpid())) for i in range(workers)
+    ]
+
+    def pids() -> list[int]:
+        return [p.pid for p in processes if p.pid is not None and p.exitcode is None]
+
+    with stop_signals(
+        on_first=lambda _signum: signal_all(pids(), signal.SIGTERM),
+        on_second=lambda: signal_all(pids(), signal.SIGKILL),
+    ) as stop:
         for process in processes:
             process.start()
+            if stop.signum is not None:  # stopped while starting: the new one stops too
+                signal_all(pids(), signal.SIGTERM)
         for process in processes:
             process.join()
-        bad = [p.exitcode for p in processes if p.exitcode != 0]
-        if bad:
-            print(f"{prog}: warning: {len(bad)} worker(s) exited with status {bad}", file=sys.stderr)
+    if stop.signum is not None:
+        raise SweepInterrupted(stop.signum)
+    bad = [p.exitcode for p in processes if p.exitcode != 0]
+    if bad:
+        print(f"{prog}: warning: {len(bad)} worker(s) exited with status {bad}", file=sys.stderr)
     return time.perf_counter() - start

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -22,10 +23,16 @@ from typing import Any
 from cartpole_dqn.cli import OneLineParser, run_cli
 from cartpole_dqn.config import RunConfig, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
+from cartpole_dqn.run.artifacts import write_atomic
 
 PROG = "python -m cartpole_dqn.benchmark"
 DEFAULT_SEED_START = 1000  # below the tuner's seeds (10,000 and up): seeds nobody tuned on
-FLAGS = {"runs_root": "--runs-dir", "log_root": "--log-dir", "results_dir": "--output-dir"}
+FLAGS = {
+    "runs_root": "--runs-dir",
+    "log_root": "--log-dir",
+    "results_dir": "--output-dir",
+    "resume": "--resume",
+}
 
 
 def build_parser(prog: str = PROG) -> OneLineParser:
@@ -68,6 +75,13 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the median CI")
     parser.add_argument("--no-progress", action="store_true", help="no per-run progress lines on stderr")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="RUNS_JSONL",
+        help="continue an interrupted benchmark from its <stem>.runs.jsonl (same command otherwise)",
+    )
     return parser
 
 
@@ -115,24 +129,82 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     from cartpole_dqn.run.artifacts import ensure_writable_dir
 
     ensure_writable_dir(args.output_dir, "results_dir")
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    header = {"configs": {label: c.to_dict() for label, c in configs.items()}, "seeds": seeds}
+    if args.resume is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        finished: dict[tuple[str, int], Any] = {}
+    else:
+        stamp, finished = read_journal(args.resume, header)
     stem = args.output_dir / f"benchmark-{info.env_id.replace('/', '-')}-{stamp}"
     if stem.with_suffix(".json").exists():
         raise UsageError(f"{stem.with_suffix('.json')} already exists; refusing to overwrite it")
-    seeds = list(range(args.seed_start, args.seed_start + args.seeds))
+    journal = journal_path(stem)
+    if args.resume is None:
+        if journal.exists():
+            raise UsageError(f"{journal} already exists; refusing to overwrite it")
+        write_atomic(journal, json.dumps(header) + "\n")
     print(
         f"benchmark {info.env_id}: {len(labels)} configs × {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
-        f"{args.jobs} parallel jobs, 1 torch thread each",
+        f"{args.jobs} parallel jobs, 1 torch thread each"
+        + (f"; {len(finished)} runs already finished in {journal}" if finished else ""),
         flush=True,
     )
-    record = run_benchmark(args, configs, baseline, seeds, stamp)
-    record["command"] = " ".join([PROG, *(argv if argv is not None else sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    from cartpole_dqn.run.multiseed import RunsInterrupted
+
+    try:
+        record = run_benchmark(args, configs, baseline, seeds, stamp, journal, finished)
+    except RunsInterrupted as exc:
+        again = given if "--resume" in given else [*given, "--resume", str(journal)]
+        print(
+            f"{prog}: interrupted: {exc.done + len(finished)} of {exc.total + len(finished)} runs finished "
+            f"and kept in {journal}; resume with: {' '.join([prog, *map(shlex.quote, again)])}",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
+    record["command"] = " ".join([PROG, *(a for a in given if a != "--resume" and a != str(args.resume))])
     write_record(record, stem, info.threshold, info.max_return)
+    journal.unlink()
     return 0
 
 
+def journal_path(stem: Path) -> Path:
+    """Where a benchmark records each finished run as it goes (deleted once the record is written)."""
+    return stem.with_name(stem.name + ".runs.jsonl")
+
+
+def read_journal(path: Path, header: dict[str, Any]) -> tuple[str, dict[tuple[str, int], Any]]:
+    """The stamp and the finished runs of an interrupted benchmark, which must have run these configs."""
+    from cartpole_dqn.run.results import RunResult
+
+    name = path.name
+    if not name.endswith(".runs.jsonl") or not path.is_file():
+        raise UsageError(f"{path} is not a benchmark's .runs.jsonl file", about="resume")
+    try:
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        recorded = lines[0]
+        finished = {(r["label"], r["seed"]): RunResult.from_dict(r) for r in lines[1:]}
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise UsageError(f"{path} is not a readable benchmark journal", about="resume") from None
+    if recorded != json.loads(json.dumps(header)):
+        raise UsageError(
+            f"{path} was written by a benchmark of other configs or seeds; resume with the command that "
+            "started it",
+            about="resume",
+        )
+    stamp = name.removesuffix(".runs.jsonl").rsplit("-", 2)
+    return f"{stamp[-2]}-{stamp[-1]}", finished
+
+
 def run_benchmark(
-    args: Any, configs: dict[str, RunConfig], baseline: str, seeds: list[int], stamp: str
+    args: Any,
+    configs: dict[str, RunConfig],
+    baseline: str,
+    seeds: list[int],
+    stamp: str,
+    journal: Path | None = None,
+    finished: dict[tuple[str, int], Any] | None = None,
 ) -> dict[str, Any]:
     """Train every (config, seed), reporting each as it finishes; the record that write_record writes."""
     import numpy as np
@@ -152,10 +224,18 @@ def run_benchmark(
         for seed in seeds
         for label, config in configs.items()
     ]
+    finished = finished or {}
     solved_so_far = {label: [0, 0] for label in configs}
+    for (label, _seed), result in finished.items():
+        solved_so_far[label][0] += solved_within(result)
+        solved_so_far[label][1] += 1
+    todo = [spec for spec in specs if (spec.label, spec.config.seed) not in finished]
     start = time.perf_counter()
 
     def progress(spec: RunSpec, result: RunResult, done: int, total: int) -> None:
+        if journal is not None:  # one line per finished run, appended: an interrupted benchmark resumes
+            with journal.open("a") as handle:
+                handle.write(json.dumps({"label": spec.label, **result.to_dict()}) + "\n")
         tally = solved_so_far[spec.label]
         tally[0] += solved_within(result)
         tally[1] += 1
@@ -174,7 +254,8 @@ def run_benchmark(
                 flush=True,
             )
 
-    results = run_many(specs, jobs=args.jobs, on_result=progress)
+    ran = iter(run_many(todo, jobs=args.jobs, on_result=progress) if todo else [])
+    results = [finished.get((spec.label, spec.config.seed)) or next(ran) for spec in specs]
     by_label = {
         label: [r for spec, r in zip(specs, results, strict=True) if spec.label == label] for label in configs
     }

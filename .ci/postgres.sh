@@ -22,6 +22,9 @@ as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -l "$PG_DATA/server.log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA -c max_connections=200" start >/dev/null
 as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" optuna_test
 export CARTPOLE_DQN_TEST_PG_URL="postgresql+psycopg2://$PG_USER@127.0.0.1:$PG_PORT/optuna_test"
+# What the restart test needs to stop and start this very server (as the server's user).
+export CARTPOLE_DQN_TEST_PG_BIN="$PG_BIN" CARTPOLE_DQN_TEST_PG_DATA="$PG_DATA" CARTPOLE_DQN_TEST_PG_PORT="$PG_PORT"
+export CARTPOLE_DQN_TEST_PG_USER="$PG_USER"
 stop_postgres() { as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate stop >/dev/null 2>&1 || true; rm -rf "$PG_DATA"; }
 trap stop_postgres EXIT
 echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT (data in $PG_DATA)"

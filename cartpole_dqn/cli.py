@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
 from cartpole_dqn.config import RunConfig, alias_flags, config_flag, field_kind
-from cartpole_dqn.errors import DivergenceError, UsageError
+from cartpole_dqn.errors import DivergenceError, StorageLost, UsageError, WriteError
 
 # Flags users of other tools type for ours (rl-baselines3-zoo, SB3 scripts): suggested on a miss.
 FLAG_SYNONYMS = {"--lr": "--learning-rate", "--steps": "--total-timesteps", "--env-name": "--env-id"}
@@ -93,7 +93,7 @@ def run_cli(
         flag = (flags or {}).get(exc.about or "")
         print(f"{prog}: error: {f'argument {flag}: ' if flag else ''}{exc}", file=sys.stderr)
         return 2
-    except DivergenceError as exc:
+    except (DivergenceError, WriteError, StorageLost) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

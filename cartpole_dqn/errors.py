@@ -25,5 +25,19 @@ class ConfigError(UsageError):
     """A run configuration value, key or file is invalid."""
 
 
+class WriteError(RuntimeError):
+    """An artifact could not be written (full disk, read-only folder); what was written before is intact."""
+
+
+def write_error(what: str, exc: OSError, kept: str) -> WriteError:
+    """A :class:`WriteError` naming the artifact, the system's reason and what is still intact."""
+    reason = exc.strerror or type(exc).__name__
+    return WriteError(f"cannot write {what}: {reason}; {kept}")
+
+
+class StorageLost(RuntimeError):
+    """The study's database went away mid-sweep; finished trials are kept, stopped ones re-run."""
+
+
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or Q-value; the run cannot continue meaningfully."""

@@ -11,7 +11,7 @@ from pathlib import Path
 from cartpole_dqn.cli import OneLineParser, add_config_flags, config_overrides, run_cli
 from cartpole_dqn.config import RunConfig, config_flag, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
-from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint
+from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint, lock_run
 from cartpole_dqn.run.devices import check_device
 from cartpole_dqn.run.interrupt import RunInterrupted, checkpoint_on_sigint
 from cartpole_dqn.run.verdict import training_verdict
@@ -89,6 +89,8 @@ def resume(args: argparse.Namespace) -> int:
         )
     if not run_dir.is_dir():
         raise UsageError(f"run folder not found: {run_dir}", about="run_dir")
+    lock_run(run_dir)  # one process per run folder at a time
+    finished = (run_dir / "results.json").exists()  # again, now that no other process can finish it
     if finished:
         return continue_finished(args, run_dir, overrides)
     checkpoint = latest_checkpoint(run_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cartpole_dqn.errors import UsageError
+from cartpole_dqn.errors import UsageError, write_error
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -87,6 +88,7 @@ def allocate_run(runs_root: Path, log_root: Path, run_name: str | None, default_
             raise UsageError(
                 f"cannot create run folder {run_dir}: {exc.strerror}", about="runs_root"
             ) from None
+        lock_run(run_dir)
         return RunPaths(name, run_dir, tb_dir)
     if run_name is not None:
         raise UsageError(
@@ -94,6 +96,38 @@ def allocate_run(runs_root: Path, log_root: Path, run_name: str | None, default_
             about="run_name",
         )
     raise UsageError(f"could not find a free run name starting with '{default_name}'")  # pragma: no cover
+
+
+RUN_LOCK = ".lock"
+_held: dict[Path, Any] = {}  # run folder -> its open lock file, held while this process trains it
+
+
+def lock_run(run_dir: Path) -> None:
+    """Hold ``<run>/.lock`` (an exclusive ``flock``) until :func:`release_run` or this process ends, so
+    that no second process trains, resumes or continues the same run at the same time."""
+    key = run_dir.resolve()
+    if key in _held:
+        return
+    try:
+        handle = open(run_dir / RUN_LOCK, "a+")  # noqa: SIM115 - held until release_run or exit
+    except OSError as exc:
+        raise UsageError(f"cannot use run folder {run_dir}: {exc.strerror}", about="run_dir") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(
+            f"run folder {run_dir} is in use by another process (training, resuming or continuing it); "
+            "wait for it to finish",
+            about="run_dir",
+        ) from None
+    _held[key] = handle
+
+
+def release_run(run_dir: Path) -> None:
+    handle = _held.pop(run_dir.resolve(), None)
+    if handle is not None:
+        handle.close()
 
 
 def ensure_writable_dir(directory: Path, about: str) -> None:
@@ -110,6 +144,13 @@ def ensure_writable_dir(directory: Path, about: str) -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file and a rename, so a crash never leaves half a file."""
+    try:
+        _write_atomic(path, text)
+    except OSError as exc:
+        raise write_error(str(path), exc, "the file that was there is intact") from None
+
+
+def _write_atomic(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     umask = os.umask(0)
     os.umask(umask)

@@ -24,8 +24,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from cartpole_dqn.dqn.buffers import WindowedReplayBuffer
-from cartpole_dqn.errors import UsageError
-from cartpole_dqn.run.artifacts import BEST_MODEL, CHECKPOINT, checkpoint_dir
+from cartpole_dqn.errors import UsageError, write_error
+from cartpole_dqn.run.artifacts import BEST_MODEL, CHECKPOINT, checkpoint_dir, latest_checkpoint
 from cartpole_dqn.run.solve import EvalRecord, SolveCallback, SolveState
 
 
@@ -78,8 +78,22 @@ class RunCheckpointCallback(BaseCallback):
             self.model.num_timesteps = counted
 
     def save(self) -> None:
-        final = checkpoint_dir(self.run_dir)
+        """Write the checkpoint; on a full disk or a read-only folder, a :class:`WriteError` (the
+        previous checkpoint is kept: the new one is only swapped in once it is complete)."""
         tmp = self.run_dir / f".{CHECKPOINT}.tmp"
+        try:
+            self._write(tmp)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            kept = (
+                "the previous checkpoint is intact"
+                if latest_checkpoint(self.run_dir)
+                else "no checkpoint yet"
+            )
+            raise write_error(f"a checkpoint in {self.run_dir}", exc, kept) from None
+
+    def _write(self, tmp: Path) -> None:
+        final = checkpoint_dir(self.run_dir)
         old = self.run_dir / f"{CHECKPOINT}.old"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()

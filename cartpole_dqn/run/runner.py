@@ -18,7 +18,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.factory import agent_class, build_agent
-from cartpole_dqn.run.artifacts import RunPaths, write_atomic
+from cartpole_dqn.run.artifacts import RunPaths, release_run, write_atomic
 from cartpole_dqn.run.checkpoints import (
     CheckpointState,
     RunCheckpointCallback,
@@ -32,7 +32,7 @@ from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvI
 from cartpole_dqn.run.evaluation import evaluate_policy, is_solved
 from cartpole_dqn.run.interrupt import RunInterrupted
 from cartpole_dqn.run.results import RunResult
-from cartpole_dqn.run.solve import SolveCallback, SolveState
+from cartpole_dqn.run.solve import SolveCallback, SolveState, save_model_atomic
 
 VERSIONED = ("stable-baselines3", "torch", "gymnasium", "numpy")
 
@@ -203,7 +203,8 @@ def finish(
     from cartpole_dqn.run.models import load_model
 
     train_wall = solve.elapsed()
-    agent.save(paths.run_dir / "final_model.zip")  # the last weights, beside the best (as zoo users expect)
+    # the last weights, beside the best (as zoo users expect)
+    save_model_atomic(agent, paths.run_dir / "final_model.zip", "the best model and checkpoint are intact")
     best = load_model(paths.model)
     final_seed = config.seed + FINAL_EVAL_SEED_OFFSET
     final = evaluate_policy(
@@ -243,6 +244,7 @@ def finish(
     )
     write_atomic(paths.results, result.to_json())
     shutil.rmtree(checkpoint_dir(paths.run_dir), ignore_errors=True)  # finished: results.json replaces it
+    release_run(paths.run_dir)
     return result
 
 

@@ -15,14 +15,17 @@ called at rollout starts. Children read the protocol's state from ``self.parent`
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 
+from cartpole_dqn.errors import write_error
 from cartpole_dqn.run.envs import EnvInfo
 from cartpole_dqn.run.evaluation import EvalResult, Evaluator, PassBound, is_solved
 from cartpole_dqn.run.interrupt import interrupt_requested
@@ -188,7 +191,7 @@ class SolveCallback(EventCallback):
 
         earlier = best_record(self.state.history[:-1])
         if (earlier is None or rank(record) > rank(earlier)) and self.best_model_path is not None:
-            self.model.save(self.best_model_path)
+            save_model_atomic(self.model, self.best_model_path, "the previous best model is intact")
         passed = record.deciding and is_solved(record.mean, self.threshold) and step <= self.budget
         if passed and not self.state.solved:
             self.state.solved = True
@@ -221,3 +224,15 @@ class SolveCallback(EventCallback):
             self.callback.on_training_end()
         if self.checkpoint is not None:
             self.checkpoint.on_training_end()
+
+
+def save_model_atomic(model: BaseAlgorithm, path: Path, kept: str) -> None:
+    """``model.save(path)`` through a temp file and a rename: a full disk or read-only folder is a
+    :class:`WriteError` and leaves the file that was there."""
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise write_error(str(path), exc, kept) from None

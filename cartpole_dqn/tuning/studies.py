@@ -16,6 +16,9 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import sys
+import time
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +49,12 @@ class StoreSettings:
         return str(self.journal_path) if self.url is None else redact(self.url)
 
 
+def normalized_url(url: str) -> str:
+    """``postgres://`` (what many hosting services hand out; SQLAlchemy dropped that alias) means
+    ``postgresql://``."""
+    return "postgresql://" + url[len("postgres://") :] if url.startswith("postgres://") else url
+
+
 def redact(url: str) -> str:
     """The URL with any password hidden."""
     try:
@@ -56,14 +65,58 @@ def redact(url: str) -> str:
         return url.split("@")[-1]
 
 
+def quiet_experimental_warnings() -> None:
+    """Optuna marks the heartbeat and stale-trial API the tuner relies on as experimental and warns on
+    every use; users of the tuner cannot act on that, so the tuner's processes do not show them."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def repair_cut_journal(path: Path) -> int:
+    """Drop a last line that was cut mid-write (power loss) from a journal file; returns the bytes
+    moved aside (into ``<journal>.cut-<time>``). Optuna skips such a line when reading but would glue
+    the next record onto it, breaking the journal for good; without it the study is whole again, less
+    the one operation that was being written."""
+    from optuna.storages.journal import JournalFileOpenLock
+
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0
+    lock = JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 1, 0))
+            if handle.read(1) == b"\n":
+                return 0
+            handle.seek(0)
+            data = handle.read()
+            keep = data.rfind(b"\n") + 1
+            aside = path.with_name(f"{path.name}.cut-{time.strftime('%Y%m%d-%H%M%S')}")
+            aside.write_bytes(data[keep:])
+            handle.truncate(keep)
+            handle.flush()
+            os.fsync(handle.fileno())
+            return size - keep
+    finally:
+        lock.release()
+
+
 def open_storage(settings: StoreSettings) -> BaseStorage:
     """The Optuna storage for ``settings``; an unusable URL or file is a :class:`UsageError`."""
+    quiet_experimental_warnings()
     if settings.url is None:
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
         path = settings.journal_path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            cut = repair_cut_journal(path)
+            if cut:
+                print(
+                    f"warning: the study journal {path} ended in a line cut mid-write ({cut} bytes, moved to "
+                    f"{path.name}.cut-*): that one operation is lost, the rest of the study is intact",
+                    file=sys.stderr,
+                )
             backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
             return optuna.storages.JournalStorage(backend)
         except OSError as exc:
@@ -77,7 +130,7 @@ def open_storage(settings: StoreSettings) -> BaseStorage:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        parsed = make_url(settings.url)
+        parsed = make_url(normalized_url(settings.url))
     except (ArgumentError, ValueError):
         raise UsageError(
             f"malformed storage URL '{settings.url}': expected e.g. postgresql+psycopg2://user:pass@host/db",
@@ -90,7 +143,7 @@ def open_storage(settings: StoreSettings) -> BaseStorage:
         # Two processes creating Optuna's tables at once on a fresh database collide; take turns.
         with ClaimLock(settings, "schema").holding():
             return optuna.storages.RDBStorage(
-                settings.url,
+                normalized_url(settings.url),
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=settings.heartbeat_interval,
                 grace_period=settings.grace_period,
@@ -199,7 +252,7 @@ class ClaimLock:
         self._release: Any = None
 
     def acquire(self) -> None:
-        url = self.settings.url
+        url = None if self.settings.url is None else normalized_url(self.settings.url)
         backend = None
         if url is not None:
             from sqlalchemy.engine import make_url

@@ -287,9 +287,20 @@ def write_session(
 
 
 def worker(settings: SweepSettings, index: int) -> int:
-    """Claim and run trials until the study has ``settings.trials`` finished ones; returns trials run."""
-    import optuna
+    """Claim and run trials until the study has ``settings.trials`` finished ones; returns trials run.
 
+    Three things stop a worker early, none of them the trial's fault, so its trial is failed and
+    enqueued again (the next run of the command re-runs it) and Optuna's "trial failed" warnings are
+    not shown: a stop request (Ctrl-C, SIGTERM), a :class:`WriteError` (full disk, read-only
+    folder), and a lost RDB storage (:class:`StorageLost`: the server went away).
+    """
+    import logging
+    import threading
+
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cartpole_dqn.errors import StorageLost, WriteError
     from cartpole_dqn.run.interrupt import RunInterrupted, interrupt_requested
     from cartpole_dqn.tuning.studies import (
         ClaimLock,
@@ -306,8 +317,26 @@ def worker(settings: SweepSettings, index: int) -> int:
     lock = ClaimLock(settings.store, settings.study_name)
     identity = worker_identity()
     ran = failures = 0
-
     current: list[int] = []
+    stopped: list[BaseException] = []  # why this worker stops early (the first reason)
+    for handler in logging.getLogger("optuna").handlers:  # no "trial failed" warnings for those trials
+        handler.addFilter(lambda record: not stopped)
+
+    def storage_lost(exc: BaseException) -> StorageLost:
+        reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StorageLost(f"lost the study storage {settings.store.description}: {reason}")
+
+    previous_hook = threading.excepthook
+
+    storage_errors = (SQLAlchemyError, optuna.exceptions.StorageInternalError)
+
+    def quiet_heartbeat(args: threading.ExceptHookArgs) -> None:  # Optuna's heartbeat thread
+        if isinstance(args.exc_value, storage_errors):
+            stopped.append(storage_lost(args.exc_value))
+        else:
+            previous_hook(args)
+
+    threading.excepthook = quiet_heartbeat
 
     def objective(trial: optuna.Trial) -> float:
         current.append(trial.number)
@@ -316,43 +345,76 @@ def worker(settings: SweepSettings, index: int) -> int:
         lock.release()  # the trial now exists and carries its owner: other workers may claim
         try:
             return run_trial(trial, settings)
-        except RunInterrupted:
-            optuna.logging.set_verbosity(optuna.logging.ERROR)  # a stop, not a failure to report
+        except RunInterrupted as exc:
+            stopped.append(exc)
+            raise
+        except WriteError as exc:
+            stopped.append(exc)
+            raise
+        except storage_errors as exc:
+            stopped.append(storage_lost(exc))
             raise
 
-    while True:
-        if interrupt_requested():
-            return ran
-        lock.acquire()
-        try:
-            if settings.store.url is None:
-                fail_orphans(study)
-            else:
-                optuna.storages.fail_stale_trials(study)
-            finished, running = count(study)
-            if finished >= settings.trials:
-                return ran
-            if finished + running >= settings.trials:
-                lock.release()
-                time.sleep(2.0)  # others hold the last slots; take over if one of them dies
-                continue
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-        finally:
-            lock.release()
-        ran += 1
-        last = study.get_trials(deepcopy=False)[current[-1]]  # this worker's trial (others may be newer)
-        if interrupt_requested():
-            if last.state == optuna.trial.TrialState.FAIL:  # stopped mid-trial: the next sweep re-runs it
-                study.enqueue_trial(last.params, user_attrs={"retry_of": last.number}, skip_if_exists=False)
-            return ran
-        if settings.progress:
-            from cartpole_dqn.tuning.progress import trial_line
+    def retry(trial: optuna.trial.FrozenTrial) -> None:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
 
-            print(trial_line(study, last, settings), file=sys.stderr, flush=True)
-        failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
-        if failures >= 3:
-            reason = last.system_attrs.get("fail_reason", "see the trial's logs")
-            raise RuntimeError(f"three trials in a row failed; last failure: {reason}")
+    try:
+        while True:
+            if interrupt_requested():
+                return ran
+            lock.acquire()
+            try:
+                if settings.store.url is None:
+                    fail_orphans(study)
+                else:
+                    optuna.storages.fail_stale_trials(study)
+                finished, running = count(study)
+                if finished >= settings.trials:
+                    return ran
+                if finished + running >= settings.trials:
+                    lock.release()
+                    time.sleep(2.0)  # others hold the last slots; take over if one of them dies
+                    continue
+                study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+            finally:
+                lock.release()
+            ran += 1
+            last = study.get_trials(deepcopy=False)[current[-1]]  # this worker's trial (others may be newer)
+            if stopped or interrupt_requested():
+                if last.state == optuna.trial.TrialState.FAIL:  # stopped mid-trial: the next sweep re-runs it
+                    retry(last)
+                if stopped and not isinstance(stopped[0], RunInterrupted):
+                    raise stopped[0]
+                return ran
+            if settings.progress:
+                from cartpole_dqn.tuning.progress import trial_line
+
+                print(trial_line(study, last, settings), file=sys.stderr, flush=True)
+            failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
+            if failures >= 3:
+                reason = last.system_attrs.get("fail_reason", "see the trial's logs")
+                raise RuntimeError(f"three trials in a row failed; last failure: {reason}")
+    except Exception as exc:
+        lost = next((e for e in stopped if isinstance(e, StorageLost)), None)
+        if lost is None and settings.store.url is not None and not reachable(storage):
+            lost = storage_lost(exc)
+        if lost is None:
+            raise
+        raise lost from None  # between trials, or while Optuna recorded a trial's end
+    finally:
+        threading.excepthook = previous_hook
+
+
+def reachable(storage: Any) -> bool:
+    """Whether the study storage still answers (a cheap query)."""
+    try:
+        storage.get_all_studies()
+    except Exception:
+        return False
+    return True
+
+
+STORAGE_LOST = 75  # a worker's exit status when the storage went away (EX_TEMPFAIL)
 
 
 class SweepInterrupted(Exception):
@@ -377,8 +439,13 @@ def worker_process(settings: SweepSettings, index: int, prog: str, parent: int) 
         signal.signal(signum, request_stop)
     follow_parent(parent)
 
+    from cartpole_dqn.errors import StorageLost
+
     def run(_argv: object) -> int:
-        worker(settings, index)
+        try:
+            worker(settings, index)
+        except StorageLost:
+            return STORAGE_LOST  # the parent says it once, for every worker
         return 0
 
     sys.exit(run_cli(prog, run))
@@ -426,6 +493,13 @@ def run_sweep(settings: SweepSettings, workers: int, prog: str) -> float:
             process.join()
     if stop.signum is not None:
         raise SweepInterrupted(stop.signum)
+    if any(p.exitcode == STORAGE_LOST for p in processes):
+        from cartpole_dqn.errors import StorageLost
+
+        raise StorageLost(
+            f"lost the study storage {settings.store.description} during the sweep; finished trials are "
+            "kept: run the same command again once it is back"
+        )
     bad = [p.exitcode for p in processes if p.exitcode != 0]
     if bad:
         print(f"{prog}: warning: {len(bad)} worker(s) exited with status {bad}", file=sys.stderr)

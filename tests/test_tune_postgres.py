@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def tune_argv(url: str, study: str, *extra: str) -> list[str]:
         study,
         "--workers",
         "1",
+        "--validate-seeds",
+        "0",
         *extra,
     ]
 
@@ -130,6 +133,87 @@ def test_readme_multi_machine_template_runs(pg_url: str, tmp_path: Path) -> None
     argv[argv.index("--study-name") + 1] = study
     argv[argv.index("--trials") + 1] = "2"  # the template's 200 trials, cut down for the test
     assert re.fullmatch(r"postgresql\+psycopg2://USER:PASSWORD@DBHOST:5432/optuna", template[-1])
-    result = run_module("cartpole_dqn.tune", *argv, "--timesteps", "1500", "--workers", "1", cwd=tmp_path)
+    result = run_module(
+        "cartpole_dqn.tune",
+        *argv,
+        "--timesteps",
+        "1500",
+        "--workers",
+        "1",
+        "--validate-seeds",
+        "1",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert finished(load(pg_url, study)) == 2
+
+
+def test_a_postgres_url_as_hosting_services_write_it_works_without_experimental_warnings(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """``postgres://`` (SQLAlchemy dropped the alias) is taken as ``postgresql://``, and Optuna's
+    experimental-API warnings (heartbeat, stale trials) are not shown to users."""
+    study = f"alias-{uuid.uuid4().hex[:8]}"
+    url = "postgres://" + pg_url.split("://", 1)[1]
+    argv = tune_argv(url, study, "--trials", "2", "--timesteps", "1000")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}  # warnings as users see them
+    result = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    assert finished(load(pg_url, study)) == 2
+
+
+def pg_ctl(*args: str) -> None:
+    """Stop or start the test server (.ci/postgres.sh's cluster), as its user."""
+    binary = Path(os.environ["CARTPOLE_DQN_TEST_PG_BIN"]) / "pg_ctl"
+    data = Path(os.environ["CARTPOLE_DQN_TEST_PG_DATA"])
+    command = [str(binary), "-D", str(data / "data"), "-w", *args]
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", os.environ["CARTPOLE_DQN_TEST_PG_USER"], "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+
+def start_server() -> None:
+    data = os.environ["CARTPOLE_DQN_TEST_PG_DATA"]
+    port = os.environ["CARTPOLE_DQN_TEST_PG_PORT"]
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c max_connections=200"
+    pg_ctl("-l", f"{data}/server.log", "-o", options, "start")
+
+
+def test_a_server_restart_mid_sweep_ends_in_one_line_and_a_rerun_completes_the_study(
+    pg_url: str, tmp_path: Path
+) -> None:
+    if "CARTPOLE_DQN_TEST_PG_DATA" not in os.environ:
+        pytest.fail("the restart test needs the server .ci/postgres.sh started (CARTPOLE_DQN_TEST_PG_DATA)")
+    study = f"restart-{uuid.uuid4().hex[:8]}"
+    extra = ["--trials", "4", "--timesteps", "3000", "--heartbeat-interval", "1", "--grace-period", "3"]
+    argv = tune_argv(pg_url, study, *extra, "--no-progress")
+    argv[argv.index("--workers") + 1] = "2"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(
+        argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if load(pg_url, study).get_trials(states=(TrialState.RUNNING,)):
+                    break
+            except KeyError:
+                pass
+            time.sleep(0.3)
+        time.sleep(1.0)
+        pg_ctl("-m", "fast", "stop")
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        start_server()
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert process.returncode == 1 and len(lines) == 1, stderr
+    assert "lost the study storage" in lines[0] and "run the same command again" in lines[0]
+    rerun = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    loaded = load(pg_url, study)
+    assert finished(loaded) == 4
+    assert not loaded.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))

@@ -109,7 +109,9 @@ def lock_run(run_dir: Path) -> None:
     if key in _held:
         return
     try:
-        handle = open(run_dir / RUN_LOCK, "a+")  # noqa: SIM115 - held until release_run or exit
+        (run_dir / RUN_LOCK).touch()
+        # read-only: a lock held open for writing would keep the folder's file system from being remounted
+        handle = open(run_dir / RUN_LOCK)  # noqa: SIM115 - held until release_run or exit
     except OSError as exc:
         raise UsageError(f"cannot use run folder {run_dir}: {exc.strerror}", about="run_dir") from None
     try:

@@ -29,6 +29,12 @@ def request_stop(signum: int = signal.SIGINT, frame: Any = None) -> None:
     _requested.set()
 
 
+def request_stop_once(signum: int = signal.SIGTERM, frame: Any = None) -> None:
+    """A worker process's handler: every signal only asks the run to stop at the next env step (the
+    parent that sent it kills the worker when it wants it gone at once)."""
+    _requested.set()
+
+
 @contextmanager
 def checkpoint_on_sigint(signals: tuple[int, ...] = (signal.SIGINT,)) -> Iterator[None]:
     """Turn the first of ``signals`` into a checkpoint-and-stop request (main thread only; else a no-op)."""

@@ -50,9 +50,13 @@ class StoreSettings:
 
 
 def normalized_url(url: str) -> str:
-    """``postgres://`` (what many hosting services hand out; SQLAlchemy dropped that alias) means
-    ``postgresql://``."""
-    return "postgresql://" + url[len("postgres://") :] if url.startswith("postgres://") else url
+    """``postgres://`` (what many hosting services hand out; SQLAlchemy dropped that alias) and a bare
+    ``postgresql://`` (SQLAlchemy 2.1 picks the psycopg 3 driver for it) both mean PostgreSQL through
+    the driver this package installs, psycopg2."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
 
 
 def redact(url: str) -> str:

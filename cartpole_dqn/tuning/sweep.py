@@ -433,10 +433,10 @@ def worker_process(settings: SweepSettings, index: int, prog: str, parent: int) 
 
     from cartpole_dqn.cli import run_cli
     from cartpole_dqn.run.children import follow_parent
-    from cartpole_dqn.run.interrupt import request_stop
+    from cartpole_dqn.run.interrupt import request_stop_once
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, request_stop)
+        signal.signal(signum, request_stop_once)
     follow_parent(parent)
 
     from cartpole_dqn.errors import StorageLost

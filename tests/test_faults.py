@@ -303,3 +303,18 @@ def test_one_process_per_run_folder(workdir: Path) -> None:
     resumed = run_module("cartpole_dqn.train", "--resume", str(run_dir), "--no-progress", cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert (run_dir / "results.json").is_file()
+
+
+def test_two_trains_started_at_once_with_one_run_name_one_runs_the_other_is_refused(workdir: Path) -> None:
+    args = ["--run-name", "same", "--total-timesteps", "1500", "--no-progress"]
+    processes = [start("cartpole_dqn.train", args, workdir) for _ in range(2)]
+    results = [(p, *p.communicate(timeout=300)) for p in processes]
+    codes = sorted(p.returncode for p, _, _ in results)
+    assert codes == [0, 2], [err for _, _, err in results]
+    (refused,) = [err for p, _, err in results if p.returncode == 2]
+    lines = [line for line in refused.splitlines() if line.strip()]
+    assert len(lines) == 1 and "run name 'same' is already used" in lines[0]
+    run_dir = workdir / "experiments" / "runs" / "same"
+    results_json = json.loads((run_dir / "results.json").read_text())
+    assert results_json["run_name"] == "same" and results_json["total_steps"] >= 1500
+    assert {p.name for p in (workdir / "experiments" / "runs").iterdir()} == {"same"}

@@ -93,10 +93,10 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     parser.add_argument(
         "--validate-seeds",
         type=int,
-        default=10,
+        default=20,
         metavar="N",
         help="re-train the base config and the sweep's top 3 on N fresh seeds; best.yaml is the one that "
-        "beats the base paired by seed, else the base (10; 0: the sweep's best, optimistic estimate)",
+        "beats the base paired by seed, else the base (20; 0: the sweep's best, optimistic estimate)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no per-trial progress lines on stderr")
     parser.add_argument("--heartbeat-interval", type=int, default=10, help=argparse.SUPPRESS)
@@ -112,8 +112,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.seeds_per_trial < 1:
         raise UsageError(f"--seeds-per-trial must be >= 1, got {args.seeds_per_trial}")
-    if args.validate_seeds < 0:
-        raise UsageError(f"--validate-seeds must be >= 0, got {args.validate_seeds}")
+    from cartpole_dqn.tuning.seeds import MAX_VALIDATION_SEEDS
+
+    if not 0 <= args.validate_seeds <= MAX_VALIDATION_SEEDS:
+        raise UsageError(
+            f"--validate-seeds must be in [0, {MAX_VALIDATION_SEEDS}], got {args.validate_seeds}"
+        )
     if args.trial_eval_freq is not None and args.trial_eval_freq < 1:
         raise UsageError(f"--trial-eval-freq must be >= 1, got {args.trial_eval_freq}")
     overrides: dict[str, Any] = {}

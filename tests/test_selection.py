@@ -179,7 +179,10 @@ def test_a_candidate_faster_on_every_fresh_seed_is_picked_with_its_own_estimate(
     got = decide(cands, {BASE: outcomes(base), "trial-7": outcomes(fast), "trial-9": outcomes(faster)}, SEEDS)  # type: ignore[arg-type]
     assert {row.label for row in got.rows if row.beats_base} == {"trial-7", "trial-9"}
     assert got.pick == "trial-9"  # the larger median paired gain
-    assert got.estimate_median == float(np.median(faster))
+    assert got.estimate_median == float(np.median(faster)) and got.estimate_seeds == SEEDS
+    later = got.confirmed(outcomes([3000, 4000, 5000], first_seed=950_000))  # on seeds that did not choose it
+    assert later.estimate_median == 4000 and later.estimate_seeds == [950_000, 950_001, 950_002]
+    assert later.pick == "trial-9" and "more: 950000..950002" in later.estimate_text()
     row = got.picked
     assert row.p_value == pytest.approx(1 / 1024) and row.faster_on == 10 and row.slower_on == 0
     table = selection_table(got, 475.0)

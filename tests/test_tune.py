@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.tuning.seeds import tuning_seeds, validation_seeds
+from cartpole_dqn.tuning.seeds import confirmation_seeds, tuning_seeds, validation_seeds
 from cartpole_dqn.tuning.space import base_params, overrides_from_params
 from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
 from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
@@ -462,9 +462,12 @@ def test_a_candidate_that_beats_the_base_on_fresh_seeds_is_picked_with_its_fresh
     assert selection["pick"] == "trial-0"
     picked = next(row for row in selection["rows"] if row["label"] == "trial-0")
     assert picked["beats_base"] and picked["p_value"] <= picked["holm_level"]
-    assert selection["estimate_median"] == picked["median_steps"] < 8000  # its own fresh-seed median
+    # its estimate comes from 7 more seeds, not from the ones that chose it
+    assert selection["estimate_seeds"] == confirmation_seeds(7) and selection["estimate_median"] < 8000
+    confirmed = [p for p in (folder / "selection").iterdir() if p.name.startswith("trial-0-seed95")]
+    assert len(confirmed) == 7 and "more: 950000..950006" in (folder / "best.yaml").read_text()
     header = (folder / "best.yaml").read_text().splitlines()[:3]
     assert "trial 0" in header[0] and "beats the base config on 7 fresh seeds" in header[1]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["pick"] == "trial-0" and summary["estimate"] == "fresh seeds"
-    assert load(workdir, "gain").user_attrs["pick"]["estimate_median_steps"] == picked["median_steps"]
+    assert load(workdir, "gain").user_attrs["pick"]["estimate_median_steps"] == selection["estimate_median"]

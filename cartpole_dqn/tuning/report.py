@@ -179,6 +179,7 @@ def report(settings: SweepSettings, validate_seeds: int, jobs: int = 1) -> None:
             "estimate_solved": selection.estimate_solved,
             "estimate_stays_solved": selection.estimate_stays_solved,
             "seeds": selection.seeds,
+            "estimate_seeds": selection.estimate_seeds,
             "reason": selection.reason,
         }
     else:
@@ -226,7 +227,7 @@ def select(
 ) -> Selection:
     """Re-train the base config and the top trials on ``count`` fresh seeds, decide, print and record."""
     from cartpole_dqn.benchmarking.progress import clock, eta
-    from cartpole_dqn.tuning.seeds import validation_seeds
+    from cartpole_dqn.tuning.seeds import confirmation_seeds, validation_seeds
 
     cands = candidates(ranked(study), base)
     seeds = validation_seeds(count)
@@ -253,6 +254,18 @@ def select(
         progress,
     )
     selection = decide(cands, outcomes, seeds)
+    if selection.pick != BASE:  # its selection-seed median is a best-of-several: measure it afresh
+        (picked,) = [c for c in cands if c.label == selection.pick]
+        confirm = run_selection(
+            study,
+            [picked],
+            confirmation_seeds(count),
+            settings.study_dir / "selection",
+            settings.log_dir / "tune" / settings.study_name / "selection",
+            jobs,
+            lambda label, outcome, done, total: progress(f"{label} (estimate)", outcome, done, total),
+        )
+        selection = selection.confirmed(confirm[picked.label])
     table = selection_table(selection, threshold)
     print(table)
     write_atomic(settings.study_dir / "selection.json", json.dumps(selection.to_dict(), indent=2) + "\n")

@@ -13,7 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpole_dqn.benchmarking.stats import wilcoxon_signed_rank_p
+from cartpole_dqn.benchmarking.stats import (
+    bootstrap_harrell_davis_ci,
+    harrell_davis_median,
+    harrell_davis_weights,
+    wilcoxon_signed_rank_p,
+)
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.tuning.seed_pruning import halving_promotes, max_seeds, wilcoxon_worse
 from cartpole_dqn.tuning.selection import (
@@ -106,6 +111,22 @@ def test_wilcoxon_known_values() -> None:
     assert wilcoxon_signed_rank_p([0.0, 0.0]) == 1.0
 
 
+def test_harrell_davis_weights_match_the_beta_distribution_in_closed_form() -> None:
+    """n = 3: Beta(2, 2), whose distribution function is 3x^2 - 2x^3, gives weights 7/27, 13/27, 7/27."""
+    assert harrell_davis_weights(1).tolist() == pytest.approx([1.0])
+    assert harrell_davis_weights(2).tolist() == pytest.approx([0.5, 0.5])
+    assert harrell_davis_weights(3).tolist() == pytest.approx([7 / 27, 13 / 27, 7 / 27], abs=1e-9)
+    for n in (10, 40, 101):
+        w = harrell_davis_weights(n)
+        assert w.sum() == pytest.approx(1.0) and np.allclose(w, w[::-1])  # symmetric: the median
+    assert harrell_davis_median([4000.0] * 9) == pytest.approx(4000.0)
+    # between the two middle values of tied data, where a sample median sits on one of them
+    data = [2000.0] * 8 + [3000.0] * 13 + [4000.0] * 11 + [5000.0] * 8
+    assert float(np.median(data)) == 3000.0 and 3000.0 < harrell_davis_median(data) < 4000.0
+    low, high = bootstrap_harrell_davis_ci(data, np.random.default_rng(0), resamples=2000)
+    assert low < harrell_davis_median(data) < high
+
+
 def test_halving_promotes_the_top_third_of_the_trials_that_ran_the_rung() -> None:
     others = [[1.5, 1.5, 1.5], [1.2, 1.2, 1.2], [0.5, 0.5, 0.5], [0.4, 0.4, 0.4], [1.9], [0.1, 0.1, 0.1]]
     # five trials ran 3 seeds (the one-seed trial does not count); with this one, six: top 2 go on
@@ -166,7 +187,7 @@ def test_when_no_candidate_beats_the_base_the_pick_is_the_base() -> None:
         SEEDS,
     )
     assert got.pick == BASE and "best.yaml is the base config" in got.reason
-    assert got.estimate_median == float(np.median(base)) and got.estimate_solved == 10
+    assert got.estimate_median == pytest.approx(harrell_davis_median(base)) and got.estimate_solved == 10
     assert all(not row.beats_base for row in got.rows[1:])
     assert got.rows[2].paired_median == float(np.median([BUDGET - s for s in base]) * -1)
 
@@ -179,10 +200,14 @@ def test_a_candidate_faster_on_every_fresh_seed_is_picked_with_its_own_estimate(
     got = decide(cands, {BASE: outcomes(base), "trial-7": outcomes(fast), "trial-9": outcomes(faster)}, SEEDS)  # type: ignore[arg-type]
     assert {row.label for row in got.rows if row.beats_base} == {"trial-7", "trial-9"}
     assert got.pick == "trial-9"  # the larger median paired gain
-    assert got.estimate_median == float(np.median(faster)) and got.estimate_seeds == SEEDS
+    assert got.estimate_median == pytest.approx(harrell_davis_median(faster)) and got.estimate_seeds == SEEDS
     later = got.confirmed(outcomes([3000, 4000, 5000], first_seed=950_000))  # on seeds that did not choose it
-    assert later.estimate_median == 4000 and later.estimate_seeds == [950_000, 950_001, 950_002]
-    assert later.pick == "trial-9" and "more: 950000..950002" in later.estimate_text()
+    assert later.estimate_median == pytest.approx(4000) and later.estimate_seeds == [
+        950_000,
+        950_001,
+        950_002,
+    ]
+    assert later.pick == "trial-9" and "3 fresh seeds (950000..950002)" in later.estimate_text()
     row = got.picked
     assert row.p_value == pytest.approx(1 / 1024) and row.faster_on == 10 and row.slower_on == 0
     table = selection_table(got, 475.0)

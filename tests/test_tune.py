@@ -124,7 +124,9 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     expected = [f"trial-{t.number}" for t in complete if t.number != 0][: len(labels) - 1]
     assert labels[1:] == expected  # the base, then the sweep's top trials that differ from it
     runs = sorted((folder / "selection").iterdir())
-    assert len(runs) == 2 * len(labels) and all((r / "results.json").is_file() for r in runs)
+    assert len(runs) == 2 * len(labels) + 2 and all(
+        (r / "results.json").is_file() for r in runs
+    )  # + the estimate
     assert study.user_attrs["pick"]["pick"] == selection["pick"]
     assert "select " in report.stderr  # progress lines while re-training
     # A second report re-uses the recorded runs: nothing is trained again, the answer is the same.
@@ -439,7 +441,11 @@ def test_when_no_candidate_beats_the_base_best_yaml_is_the_base_config(workdir: 
     assert (
         "the base config" in header[0] and "no candidate beat the base config on 3 fresh seeds" in header[1]
     )
-    assert header[2].startswith("# estimate: median") and "fresh seeds 900000..900002" in header[2]
+    # the base's estimate: the selection seeds and as many more
+    assert (
+        header[2].startswith("# estimate: median")
+        and "6 fresh seeds (900000..900002 and 950000..950002)" in header[2]
+    )
     selection = json.loads((folder / "selection.json").read_text())
     assert [row["label"] for row in selection["rows"]] == ["base", "trial-0", "trial-1"]
     assert selection["pick"] == "base" and "best.yaml is the base config" in result.stdout
@@ -465,7 +471,7 @@ def test_a_candidate_that_beats_the_base_on_fresh_seeds_is_picked_with_its_fresh
     # its estimate comes from 7 more seeds, not from the ones that chose it
     assert selection["estimate_seeds"] == confirmation_seeds(7) and selection["estimate_median"] < 8000
     confirmed = [p for p in (folder / "selection").iterdir() if p.name.startswith("trial-0-seed95")]
-    assert len(confirmed) == 7 and "more: 950000..950006" in (folder / "best.yaml").read_text()
+    assert len(confirmed) == 7 and "7 fresh seeds (950000..950006)" in (folder / "best.yaml").read_text()
     header = (folder / "best.yaml").read_text().splitlines()[:3]
     assert "trial 0" in header[0] and "beats the base config on 7 fresh seeds" in header[1]
     summary = json.loads((folder / "summary.json").read_text())

@@ -254,18 +254,21 @@ def select(
         progress,
     )
     selection = decide(cands, outcomes, seeds)
-    if selection.pick != BASE:  # its selection-seed median is a best-of-several: measure it afresh
-        (picked,) = [c for c in cands if c.label == selection.pick]
-        confirm = run_selection(
-            study,
-            [picked],
-            confirmation_seeds(count),
-            settings.study_dir / "selection",
-            settings.log_dir / "tune" / settings.study_name / "selection",
-            jobs,
-            lambda label, outcome, done, total: progress(f"{label} (estimate)", outcome, done, total),
-        )
-        selection = selection.confirmed(confirm[picked.label])
+    # The estimate: N more seeds for the pick. A winning candidate's selection-seed median is a best of
+    # several, so only the new seeds count; the base was not chosen for its results, so its selection
+    # seeds count too (2N seeds: a fixed set of N seeds has luck of its own, measured up to -25%).
+    (picked,) = [c for c in cands if c.label == selection.pick]
+    confirm = run_selection(
+        study,
+        [picked],
+        confirmation_seeds(count),
+        settings.study_dir / "selection",
+        settings.log_dir / "tune" / settings.study_name / "selection",
+        jobs,
+        lambda label, outcome, done, total: progress(f"{label} (estimate)", outcome, done, total),
+    )
+    more = confirm[picked.label]
+    selection = selection.confirmed([*outcomes[BASE], *more] if picked.is_base else more)
     table = selection_table(selection, threshold)
     print(table)
     write_atomic(settings.study_dir / "selection.json", json.dumps(selection.to_dict(), indent=2) + "\n")

@@ -87,16 +87,8 @@ def finished(study: optuna.Study) -> int:
 
 
 SWEEP = [
-    "--trials",
-    "3",
-    "--timesteps",
-    "20000",
-    "--workers",
-    "2",
-    "--pruner",
-    "none",
-    "--validate-seeds",
-    "0",
+    *("--trials", "2", "--seeds-per-trial", "1", "--timesteps", "20000", "--workers", "2"),
+    *("--pruner", "none", "--validate-seeds", "0"),
 ]
 
 

@@ -47,6 +47,7 @@ class FakeModel:
 
     def save(self, path: Any) -> None:
         self.saved.append(self.num_timesteps)
+        Path(path).write_bytes(b"model")  # as SB3's save writes a file
 
 
 def protocol_verdict(policy: Any, threshold: float, eval_seed: int) -> bool:

@@ -165,6 +165,8 @@ def test_two_workers_on_the_embedded_store_finish_exactly_n(workdir: Path) -> No
         "2",
         "--study-name",
         "two",
+        "--validate-seeds",
+        "0",
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
@@ -188,6 +190,8 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
         "none",
         "--seeds-per-trial",
         "2",
+        "--validate-seeds",
+        "0",
     ]
 
     def a_running_trial() -> list[optuna.trial.FrozenTrial] | None:
@@ -380,7 +384,15 @@ def test_the_study_records_its_base_config_and_refuses_to_mix_in_others(workdir:
 
     # A report run with another budget writes the best.yaml of what the study ran, not of its flags.
     report = run_module(
-        "cartpole_dqn.tune", "--report", "--study-name", "rec", "--timesteps", "9999", cwd=workdir
+        "cartpole_dqn.tune",
+        "--report",
+        "--study-name",
+        "rec",
+        "--timesteps",
+        "9999",
+        "--validate-seeds",
+        "0",
+        cwd=workdir,
     )
     assert report.returncode == 0, report.stderr
     assert load_config(workdir / "experiments" / "tuning" / "rec" / "best.yaml").total_timesteps == 2000
@@ -454,16 +466,19 @@ def test_when_no_candidate_beats_the_base_best_yaml_is_the_base_config(workdir: 
 def test_a_candidate_that_beats_the_base_on_fresh_seeds_is_picked_with_its_fresh_estimate(
     workdir: Path,
 ) -> None:
-    """A hopeless base (learning rate 1e-4) against the default's learning rate: on 7 fresh seeds the
-    candidate solves where the base cannot, the paired test says so, and best.yaml is the candidate."""
-    base = RunConfig(learning_rate=1e-4, total_timesteps=8000, **QUICK)  # type: ignore[arg-type]
-    crafted_study(workdir, "gain", base, [(1.5, {"learning_rate": 0.02}), (1.2, {})])
+    """A hopeless base (learning rate 1e-4, one gradient step per 256 env steps) against the default's
+    learning rate and schedule: on 7 fresh seeds the candidate solves where the base cannot, the
+    paired test says so, and best.yaml is the candidate."""
+    base = RunConfig(learning_rate=1e-4, train_freq=256, gradient_steps=1, total_timesteps=8000, **QUICK)  # type: ignore[arg-type]
+    crafted_study(workdir, "gain", base, [(1.5, {"learning_rate": 0.02, "schedule": "64/48"}), (1.2, {})])
     result = run_module(
         "cartpole_dqn.tune", "--report", "--study-name", "gain", "--validate-seeds", "7", cwd=workdir
     )
     assert result.returncode == 0, result.stderr
     folder = workdir / "experiments" / "tuning" / "gain"
-    assert load_config(folder / "best.yaml") == base.replace(learning_rate=0.02)
+    assert load_config(folder / "best.yaml") == base.replace(
+        learning_rate=0.02, train_freq=64, gradient_steps=48
+    )
     selection = json.loads((folder / "selection.json").read_text())
     assert selection["pick"] == "trial-0"
     picked = next(row for row in selection["rows"] if row["label"] == "trial-0")

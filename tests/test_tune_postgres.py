@@ -81,6 +81,8 @@ def test_sigkilled_worker_is_recovered_by_heartbeat(pg_url: str, tmp_path: Path)
         "20000",
         "--pruner",
         "none",
+        "--seeds-per-trial",
+        "1",
         "--heartbeat-interval",
         "1",
         "--grace-period",

@@ -47,14 +47,8 @@ def test_readme_states_exactly_two_setup_commands_and_ci_runs_the_test_one() -> 
 SCALED_DOWN = {
     "cartpole_dqn.train": ["--no-progress", "--total-timesteps", "3000"],
     "cartpole_dqn.tune": [
-        "--trials",
-        "3",
-        "--total-timesteps",
-        "1500",
-        "--validate-seeds",
-        "2",
-        "--workers",
-        "2",
+        *("--trials", "3", "--seeds-per-trial", "1", "--total-timesteps", "1500"),
+        *("--validate-seeds", "2", "--workers", "2"),
     ],
     "cartpole_dqn.benchmark": ["--seeds", "1", "--total-timesteps", "1500", "--bootstrap", "200"],
 }

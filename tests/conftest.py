@@ -39,6 +39,29 @@ def run_module(module: str, *args: str, cwd: Path, timeout: float = 600) -> CliR
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_in_process(module: str, *args: str, cwd: Path) -> CliResult:
+    """``python -m <module> <args>`` run in this process: the CLI's own ``cli(argv)`` with its output
+    captured. For commands that answer at once (bad input, --help): the same entry point without a
+    new interpreter's ~2 s of imports per call."""
+    import contextlib
+    import importlib
+    import io
+
+    cli = importlib.import_module(module).cli
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli(list(args))
+            except SystemExit as exit_:  # argparse's own errors and --help
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        os.chdir(previous)
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
 T = TypeVar("T")
 
 

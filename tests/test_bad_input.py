@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_one_line_error, run_module, tree_digest
+from tests.conftest import assert_one_line_error, run_in_process, run_module, tree_digest
 
 TRAIN = "cartpole_dqn.train"
 ZOO = Path(__file__).parent / "fixtures" / "zoo" / "dqn.yml"
@@ -39,7 +39,7 @@ ZOO = Path(__file__).parent / "fixtures" / "zoo" / "dqn.yml"
     ],
 )
 def test_train_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
-    result = run_module(TRAIN, *args, "--no-progress", cwd=workdir)
+    result = run_in_process(TRAIN, *args, "--no-progress", cwd=workdir)
     assert_one_line_error(result, *needles)
     assert not (workdir / "experiments" / "runs").exists()
     assert not (workdir / "tensorboard_logs").exists() or not any((workdir / "tensorboard_logs").iterdir())
@@ -56,7 +56,7 @@ def test_train_rejects_bad_input(workdir: Path, args: list[str], needles: list[s
 )
 def test_train_rejects_bad_config_files(workdir: Path, content: str, needles: list[str]) -> None:
     (workdir / "bad.yaml").write_text(content)
-    result = run_module(TRAIN, "--config", "bad.yaml", cwd=workdir)
+    result = run_in_process(TRAIN, "--config", "bad.yaml", cwd=workdir)
     assert_one_line_error(result, *needles)
 
 
@@ -100,14 +100,15 @@ def test_evaluate_rejects_bad_input(
         with zipfile.ZipFile(tmp_path / "model.zip", "w") as archive:
             archive.writestr("data", "{not json")
     before = tree_digest(tmp_path)
-    result = run_module("cartpole_dqn.evaluate", *args, cwd=tmp_path)
+    result = run_in_process("cartpole_dqn.evaluate", *args, cwd=tmp_path)
     assert_one_line_error(result, *needles)
     assert tree_digest(tmp_path) == before
 
 
-@pytest.fixture
-def finished_run(workdir: Path) -> Path:
-    """A small finished run folder, to check that bad commands leave it byte for byte intact."""
+@pytest.fixture(scope="module")
+def finished_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small finished run, trained once for the module (a working folder with its run and logs)."""
+    work = tmp_path_factory.mktemp("finished")
     result = run_module(
         TRAIN,
         "--timesteps",
@@ -119,9 +120,20 @@ def finished_run(workdir: Path) -> Path:
         "--run-name",
         "done",
         "--no-progress",
-        cwd=workdir,
+        cwd=work,
     )
     assert result.returncode == 0, result.stderr
+    return work
+
+
+@pytest.fixture
+def finished_run(workdir: Path, finished_template: Path) -> Path:
+    """A copy of the finished run in this test's working folder, to check that bad commands leave it
+    byte for byte intact."""
+    import shutil
+
+    for folder in ("experiments/runs", "tensorboard_logs"):
+        shutil.copytree(finished_template / folder, workdir / folder)
     return workdir / "experiments" / "runs" / "done"
 
 
@@ -168,13 +180,13 @@ def test_bad_commands_leave_an_existing_run_untouched(
     workdir: Path, finished_run: Path, args: list[str], needles: list[str]
 ) -> None:
     before = tree_digest(finished_run)
-    result = run_module(*args, cwd=workdir)
+    result = run_in_process(*args, cwd=workdir)
     assert_one_line_error(result, *needles)
     assert tree_digest(finished_run) == before
 
 
 def test_help_shows_every_hyperparameter_default(workdir: Path) -> None:
-    result = run_module(TRAIN, "--help", cwd=workdir)
+    result = run_in_process(TRAIN, "--help", cwd=workdir)
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     for needle in (

@@ -10,7 +10,7 @@ from cartpole_dqn.benchmarking.plots import curve_grid
 from cartpole_dqn.benchmarking.stats import bootstrap_median_ci, iqr, summarize
 from cartpole_dqn.run.results import RunResult
 from cartpole_dqn.run.solve import EvalRecord
-from tests.conftest import assert_one_line_error, run_module
+from tests.conftest import assert_one_line_error, run_in_process, run_module
 
 
 def result(
@@ -149,7 +149,7 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
     ],
 )
 def test_benchmark_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
-    assert_one_line_error(run_module("cartpole_dqn.benchmark", *args, cwd=workdir), *needles)
+    assert_one_line_error(run_in_process("cartpole_dqn.benchmark", *args, cwd=workdir), *needles)
     assert not (workdir / "experiments" / "results").exists()
 
 

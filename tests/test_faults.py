@@ -268,7 +268,7 @@ def test_an_output_folder_turned_read_only_mid_run_is_one_line_and_keeps_the_che
     workdir: Path, tmpfs: Callable[[str], Path]
 ) -> None:
     disk = tmpfs("64m")
-    args = ["--total-timesteps", "30000", *TRAIN, "--output-dir", str(disk), "--run-name", "r"]
+    args = ["--total-timesteps", "8000", *TRAIN, "--output-dir", str(disk), "--run-name", "r"]
     process = start("cartpole_dqn.train", args, workdir)
     wait_for(lambda: (disk / "r" / "checkpoint" / "state.json").is_file(), what="the first checkpoint")
     # the remount waits for a moment when no file there is open for writing
@@ -284,7 +284,7 @@ def test_one_process_per_run_folder(workdir: Path) -> None:
     """A second process on a run being trained (a resume, or a second resume) is refused in one line
     and changes nothing; once the first process is gone, the resume runs."""
     process = start(
-        "cartpole_dqn.train", ["--total-timesteps", "20000", *TRAIN, "--run-name", "busy"], workdir
+        "cartpole_dqn.train", ["--total-timesteps", "12000", *TRAIN, "--run-name", "busy"], workdir
     )
     run_dir = workdir / "experiments" / "runs" / "busy"
     wait_for(lambda: (run_dir / "checkpoint" / "state.json").is_file(), what="the first checkpoint")

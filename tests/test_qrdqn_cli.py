@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_one_line_error, run_module
+from tests.conftest import assert_one_line_error, run_in_process, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +136,7 @@ def test_benchmark_runs_qrdqn_beside_its_stock_baseline(tmp_path: Path) -> None:
     ],
 )
 def test_bad_algorithm_combinations_are_one_line(tmp_path: Path, args: list[str], needles: list[str]) -> None:
-    result = run_module("cartpole_dqn.train", *args, "--no-progress", cwd=tmp_path)
+    result = run_in_process("cartpole_dqn.train", *args, "--no-progress", cwd=tmp_path)
     assert_one_line_error(result, *needles)
     assert not (tmp_path / "experiments").exists()
 

@@ -15,7 +15,7 @@ from cartpole_dqn.tuning.seeds import tuning_seeds, validation_seeds
 from cartpole_dqn.tuning.space import base_params, overrides_from_params
 from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
 from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
-from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
+from tests.conftest import assert_one_line_error, run_in_process, run_module, sigkill_when, tree_digest
 
 pytestmark = pytest.mark.slow
 
@@ -94,19 +94,17 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     progress = [line for line in result.stderr.splitlines() if line.startswith("trial ")]
     assert [line.split()[1] for line in progress] == ["1/3", "2/3", "3/3"], result.stderr
     assert all("seeds solved" in line and "ETA" in line for line in progress)
-    quiet = run_module(
-        "cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", "--no-progress", cwd=workdir
-    )
-    assert quiet.returncode == 0 and not any(line.startswith("trial ") for line in quiet.stderr.splitlines())
-
     # The same command again resumes: the study already has 3 finished trials, so nothing runs.
     again = run_module("cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", cwd=workdir)
     assert again.returncode == 0, again.stderr
     assert len(load(workdir, "tiny").trials) == 3
-    # --trials is the total: asking for 4 runs exactly one more.
-    more = run_module("cartpole_dqn.tune", "--trials", "4", *TINY, "--study-name", "tiny", cwd=workdir)
+    # --trials is the total: asking for 4 runs exactly one more (quietly, with --no-progress).
+    more = run_module(
+        "cartpole_dqn.tune", "--trials", "4", *TINY, "--study-name", "tiny", "--no-progress", cwd=workdir
+    )
     assert more.returncode == 0, more.stderr
     assert finished(load(workdir, "tiny")) == 4
+    assert not any(line.startswith("trial ") for line in more.stderr.splitlines())
 
     report = run_module(
         "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
@@ -343,7 +341,7 @@ def test_a_diverging_per_trial_is_pruned_and_the_sweep_goes_on(workdir: Path) ->
     ],
 )
 def test_tune_rejects_bad_input(workdir: Path, args: list[str], needles: list[str]) -> None:
-    result = run_module("cartpole_dqn.tune", *args, cwd=workdir)
+    result = run_in_process("cartpole_dqn.tune", *args, cwd=workdir)
     assert_one_line_error(result, *needles)
     assert "secret" not in result.stderr
 

@@ -188,7 +188,8 @@ def test_a_server_restart_mid_sweep_ends_in_one_line_and_a_rerun_completes_the_s
     if "CARTPOLE_DQN_TEST_PG_DATA" not in os.environ:
         pytest.fail("the restart test needs the server .ci/postgres.sh started (CARTPOLE_DQN_TEST_PG_DATA)")
     study = f"restart-{uuid.uuid4().hex[:8]}"
-    extra = ["--trials", "4", "--timesteps", "3000", "--heartbeat-interval", "1", "--grace-period", "3"]
+    extra = ["--trials", "4", "--timesteps", "3000", "--seeds-per-trial", "1"]
+    extra += ["--heartbeat-interval", "1", "--grace-period", "3"]
     argv = tune_argv(pg_url, study, *extra, "--no-progress")
     argv[argv.index("--workers") + 1] = "2"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

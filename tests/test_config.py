@@ -268,6 +268,31 @@ def test_atomic_writes_replace_whole_files_with_ordinary_permissions(tmp_path: P
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]  # no temp files left behind
 
 
+def test_a_model_save_on_a_folder_gone_read_only_is_a_write_error_even_when_cleanup_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a read-only remount even unlinking the temp file fails (EROFS); the user must still get
+    the one-line WriteError, not the cleanup's traceback (seen in CI)."""
+    import errno
+
+    from cartpole_dqn.errors import WriteError
+    from cartpole_dqn.run.solve import save_model_atomic
+
+    class ReadOnlyModel:
+        def save(self, path: Path) -> None:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    best = tmp_path / "best_model.zip"
+    best.write_bytes(b"previous")
+    monkeypatch.setattr(Path, "unlink", unlink)
+    with pytest.raises(WriteError, match="Read-only file system; the previous best model is intact"):
+        save_model_atomic(ReadOnlyModel(), best, "the previous best model is intact")  # type: ignore[arg-type]
+    assert best.read_bytes() == b"previous"
+
+
 def test_an_old_screen_episodes_key_still_loads(tmp_path: Path) -> None:
     """config.yaml files of earlier runs (resumable checkpoints among them) spell it screen_episodes."""
     path = tmp_path / "old.yaml"

@@ -26,6 +26,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, EventCallback
 
 from cartpole_dqn.errors import write_error
+from cartpole_dqn.run.artifacts import discard
 from cartpole_dqn.run.envs import EnvInfo
 from cartpole_dqn.run.evaluation import EvalResult, Evaluator, PassBound, is_solved
 from cartpole_dqn.run.interrupt import interrupt_requested
@@ -234,5 +235,5 @@ def save_model_atomic(model: BaseAlgorithm, path: Path, kept: str) -> None:
         model.save(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        discard(tmp)
         raise write_error(str(path), exc, kept) from None

@@ -69,6 +69,24 @@ def test_cuda_without_cuda_is_one_line(workdir: Path) -> None:
     assert_one_line_error(result, "device 'cuda' requested but CUDA is not available")
 
 
+def test_an_env_whose_physics_engine_is_missing_names_the_extra_to_install(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LunarLander needs Box2D: without it, one line naming this package's extra (gymnasium's own
+    hint names a swig build the pinned wheel does not need). Box2D is hidden even where it is
+    installed: a None entry in sys.modules makes its import fail."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "Box2D" or m.startswith("gymnasium.envs.box2d")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "Box2D", None)
+    result = run_in_process(TRAIN, "--env-id", "LunarLander-v3", "--no-progress", cwd=workdir)
+    hint = 'pip install -c constraints.txt -e ".[box2d]"'
+    assert_one_line_error(result, "LunarLander-v3", "needs Box2D", hint)
+    runs = workdir / "experiments" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # refused before anything is written
+
+
 def test_taken_run_name_is_refused_and_the_old_run_untouched(workdir: Path) -> None:
     old = workdir / "experiments" / "runs" / "mine"
     old.mkdir(parents=True)

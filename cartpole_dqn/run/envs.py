@@ -32,6 +32,22 @@ FINAL_EVAL_SEED_OFFSET = 2_000_029
 MAX_STEP_REWARD = {"CartPole": 1.0, "Acrobot": 0.0, "MountainCar": 0.0}
 
 
+# Gymnasium's optional physics engines, and the extra of this package that installs each.
+EXTRAS = {"Box2D": "box2d"}
+
+
+def missing_dependency(env_id: str, reason: str) -> str:
+    """One line naming what to install: this package's extra where it has one (gymnasium's own hint
+    names its extra and a swig build that the pinned wheel does not need)."""
+    for module, extra in EXTRAS.items():
+        if module in reason:
+            return (
+                f"env '{env_id}' needs {module}, which is not installed; install this package's "
+                f"'{extra}' extra: pip install -c constraints.txt -e \".[{extra}]\""
+            )
+    return f"cannot create env '{env_id}': {reason}".splitlines()[0]
+
+
 @dataclass(frozen=True)
 class EnvInfo:
     env_id: str
@@ -55,7 +71,9 @@ def check_env(config: RunConfig) -> EnvInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = gym.make(env_id)
-    except Exception as exc:  # an env whose dependencies are missing, etc.
+    except gym.error.DependencyNotInstalled as exc:
+        raise ConfigError(missing_dependency(env_id, str(exc))) from None
+    except Exception as exc:  # an env that fails to build for another reason
         raise ConfigError(f"cannot create env '{env_id}': {exc}".splitlines()[0]) from None
     try:
         if not isinstance(env.action_space, spaces.Discrete):

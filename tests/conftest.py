@@ -62,6 +62,15 @@ def run_in_process(module: str, *args: str, cwd: Path) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
+def never_stopping_base(folder: Path) -> Path:
+    """A base config whose trials run their whole budget (no early stop once solved): a sweep to
+    be killed mid-trial must not finish its trial between being seen RUNNING and the kill (the
+    default solves CartPole in ~2 s)."""
+    path = folder / "never-stopping.yaml"
+    path.write_text("early_stop: false\n")
+    return path
+
+
 T = TypeVar("T")
 
 

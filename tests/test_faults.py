@@ -19,7 +19,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import assert_one_line_error, run_module
+from tests.conftest import assert_one_line_error, never_stopping_base, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -87,13 +87,14 @@ def finished(study: optuna.Study) -> int:
 
 
 SWEEP = [
-    *("--trials", "2", "--seeds-per-trial", "1", "--timesteps", "20000", "--workers", "2"),
-    *("--pruner", "none", "--validate-seeds", "0"),
+    *("--trials", "2", "--seeds-per-trial", "1", "--timesteps", "10000", "--workers", "2"),
+    *("--pruner", "none", "--validate-seeds", "0", "--config", "never-stopping.yaml"),
 ]
 
 
 def start_sweep_with_running_trials(workdir: Path, name: str) -> tuple[subprocess.Popen[str], list[int]]:
     """A two-worker sweep, once both workers are training a trial; returns it and its workers' pids."""
+    never_stopping_base(workdir)  # trials run their whole budget: still running when the signal comes
     process = start("cartpole_dqn.tune", [*SWEEP, "--study-name", name], workdir)
 
     def running() -> bool:

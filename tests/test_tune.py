@@ -15,7 +15,14 @@ from cartpole_dqn.tuning.seeds import tuning_seeds, validation_seeds
 from cartpole_dqn.tuning.space import base_params, overrides_from_params
 from cartpole_dqn.tuning.studies import StoreSettings, open_storage, open_study
 from cartpole_dqn.tuning.sweep import SweepSettings, run_trial
-from tests.conftest import assert_one_line_error, run_in_process, run_module, sigkill_when, tree_digest
+from tests.conftest import (
+    assert_one_line_error,
+    never_stopping_base,
+    run_in_process,
+    run_module,
+    sigkill_when,
+    tree_digest,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -178,8 +185,10 @@ def test_sigkill_mid_trial_then_rerun_ends_with_exactly_n(workdir: Path) -> None
     args = [
         "--trials",
         "3",
+        "--config",
+        str(never_stopping_base(workdir)),
         "--timesteps",
-        "20000",
+        "10000",
         "--workers",
         "1",
         "--study-name",

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tests.conftest import run_module, sigkill_when
+from tests.conftest import never_stopping_base, run_module, sigkill_when
 
 pytestmark = pytest.mark.slow
 
@@ -77,8 +77,10 @@ def test_sigkilled_worker_is_recovered_by_heartbeat(pg_url: str, tmp_path: Path)
     extra = [
         "--trials",
         "3",
+        "--config",
+        str(never_stopping_base(tmp_path)),
         "--timesteps",
-        "20000",
+        "10000",
         "--pruner",
         "none",
         "--seeds-per-trial",
@@ -188,8 +190,9 @@ def test_a_server_restart_mid_sweep_ends_in_one_line_and_a_rerun_completes_the_s
     if "CARTPOLE_DQN_TEST_PG_DATA" not in os.environ:
         pytest.fail("the restart test needs the server .ci/postgres.sh started (CARTPOLE_DQN_TEST_PG_DATA)")
     study = f"restart-{uuid.uuid4().hex[:8]}"
-    extra = ["--trials", "4", "--timesteps", "3000", "--seeds-per-trial", "1"]
+    extra = ["--trials", "4", "--timesteps", "5000", "--seeds-per-trial", "1"]
     extra += ["--heartbeat-interval", "1", "--grace-period", "3"]
+    extra += ["--config", str(never_stopping_base(tmp_path))]  # trials still running when it stops
     argv = tune_argv(pg_url, study, *extra, "--no-progress")
     argv[argv.index("--workers") + 1] = "2"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}

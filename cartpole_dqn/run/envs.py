@@ -36,16 +36,18 @@ MAX_STEP_REWARD = {"CartPole": 1.0, "Acrobot": 0.0, "MountainCar": 0.0}
 EXTRAS = {"Box2D": "box2d"}
 
 
-def missing_dependency(env_id: str, reason: str) -> str:
-    """One line naming what to install: this package's extra where it has one (gymnasium's own hint
-    names its extra and a swig build that the pinned wheel does not need)."""
-    for module, extra in EXTRAS.items():
-        if module in reason:
-            return (
-                f"env '{env_id}' needs {module}, which is not installed; install this package's "
-                f"'{extra}' extra: pip install -c constraints.txt -e \".[{extra}]\""
-            )
-    return f"cannot create env '{env_id}': {reason}".splitlines()[0]
+def env_build_error(env_id: str, exc: Exception) -> str:
+    """One line for an env that cannot be built. A missing physics engine names this package's
+    extra (gymnasium's own hint names its extra and a swig build that the pinned wheel does not
+    need); anything else is the first line of the reason."""
+    if isinstance(exc, gym.error.DependencyNotInstalled):
+        for module, extra in EXTRAS.items():
+            if module in str(exc):
+                return (
+                    f"env '{env_id}' needs {module}, which is not installed; install this package's "
+                    f"'{extra}' extra: pip install -c constraints.txt -e \".[{extra}]\""
+                )
+    return f"cannot create env '{env_id}': {exc}".splitlines()[0]
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,8 @@ def check_env(config: RunConfig) -> EnvInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             env = gym.make(env_id)
-    except gym.error.DependencyNotInstalled as exc:
-        raise ConfigError(missing_dependency(env_id, str(exc))) from None
-    except Exception as exc:  # an env that fails to build for another reason
-        raise ConfigError(f"cannot create env '{env_id}': {exc}".splitlines()[0]) from None
+    except Exception as exc:  # a missing dependency, or an env that fails to build
+        raise ConfigError(env_build_error(env_id, exc)) from None
     try:
         if not isinstance(env.action_space, spaces.Discrete):
             raise ConfigError(

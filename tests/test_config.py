@@ -176,6 +176,26 @@ def test_the_zoo_cartpole_block_is_our_zoo_baseline_on_our_agent() -> None:
     assert ours == baseline
 
 
+@pytest.mark.parametrize(
+    ("env_id", "baseline"),
+    [
+        ("Acrobot-v1", "acrobot_zoo_baseline"),
+        ("MountainCar-v0", "mountaincar_zoo_baseline"),
+        ("LunarLander-v3", "lunarlander_zoo_baseline"),
+    ],
+)
+def test_each_zoo_baseline_config_is_the_zoo_block_for_its_env(env_id: str, baseline: str) -> None:
+    """The baselines the four-env table compares with are the zoo's blocks as zoo users load them,
+    evaluated under this package's protocol (the evaluation cadence is the protocol's, not the block's)."""
+    from cartpole_dqn.config import resolve_config_path
+
+    ours = load_config(ZOO, {"env_id": env_id}).to_dict()
+    config = load_config(resolve_config_path(baseline)).to_dict()
+    assert ours.pop("implementation") == "cartpole_dqn" and config.pop("implementation") == "sb3"
+    ours.pop("eval_freq"), config.pop("eval_freq")
+    assert ours == config
+
+
 def test_the_zoo_acrobot_block_translates_gradient_steps_minus_one_and_sb3_defaults() -> None:
     config = load_config(ZOO, {"env_id": "Acrobot-v1"})
     assert config.env_id == "Acrobot-v1" and config.total_timesteps == 100_000
@@ -196,9 +216,14 @@ def test_the_zoo_acrobot_block_translates_gradient_steps_minus_one_and_sb3_defau
         (
             None,
             None,
-            "zoo file with one block per env: choose one with --env-id (Acrobot-v1, CartPole-v1)",
+            "zoo file with one block per env: choose one with --env-id (Acrobot-v1, CartPole-v1, "
+            "LunarLander-v3, MountainCar-v0)",
         ),
-        ("MountainCar-v0", None, "has no block for MountainCar-v0; it has: Acrobot-v1, CartPole-v1"),
+        (
+            "CartPole-v0",
+            None,
+            "has no block for CartPole-v0; it has: Acrobot-v1, CartPole-v1, LunarLander-v3, MountainCar-v0",
+        ),
         ("PongNoFrameskip-v4", None, "Atari envs"),
         ("CartPole-v1", "  learning_rate: lin_1e-3\n", "learning_rate 'lin_1e-3' is a linear schedule"),
         (

@@ -95,3 +95,39 @@ def test_kendall_tau_counts_ties_as_neither_agreeing_nor_disagreeing() -> None:
     assert kendall_tau([1, 2, 3], [1, 2, 3]) == 1.0
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == -1.0
     assert kendall_tau([1, 2, 3], [1, 1, 3]) == pytest.approx(2 / 3)  # the tie is not agreement
+
+
+def random_policy_mean_return(env_id: str, episodes: int) -> float:
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    env.action_space.seed(0)
+    total = 0.0
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        done = False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+    env.close()
+    return total / episodes
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Acrobot-v1", "MountainCar-v0", "LunarLander-v3"])
+def test_the_curve_starts_where_acting_at_random_does_on_every_zoo_env(env_id: str) -> None:
+    """The reward floor (the return that scores 0) sits at about what a uniformly random policy earns:
+    acting at random scores near 0, so the curve measures learning, and a policy halfway from random
+    to the threshold scores about half. LunarLander's threshold is positive (200) but its returns are
+    not (random: about -190), so a floor of 0 would score every early LunarLander curve 0 alike."""
+    from cartpole_dqn.config import RunConfig
+    from cartpole_dqn.run.envs import check_env
+
+    env = check_env(RunConfig(env_id=env_id))
+    score = CurveScore(BUDGET, EVAL_FREQ, env.threshold, env.reward_floor)
+    random_return = random_policy_mean_return(env_id, 30)
+    assert env.reward_floor <= random_return + 40  # at or just below random (30 episodes: noisy)
+    assert score.normalized(random_return) < 0.15
+    # Two non-solvers that both earn less than 0 per episode are still told apart.
+    better, worse = [random_return + 0.5 * (env.threshold - random_return)] * 5, [random_return] * 5
+    assert score.value_of(None, better) > score.value_of(None, worse)

@@ -270,3 +270,58 @@ def test_real_tensorboard_server_serves_our_tags(solved_run: tuple[Path, dict[st
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("config", "env_id", "threshold", "obs_dim"),
+    [("mountaincar", "MountainCar-v0", -110.0, 2), ("lunarlander", "LunarLander-v3", 200.0, 8)],
+)
+def test_each_new_env_config_trains_evaluates_and_exports(
+    tmp_path: Path, config: str, env_id: str, threshold: float, obs_dim: int
+) -> None:
+    """A short real run of the env's shipped config through train, evaluate and export: the
+    threshold comes from the env's spec, the saved model and its pickle-free export act alike, and
+    both score under the same 100-episode protocol (here 5 episodes, to stay short)."""
+    import numpy as np
+
+    from cartpole_dqn import DQNAgent, load_policy
+
+    result = run_module(
+        "cartpole_dqn.train",
+        "--config",
+        config,
+        "--timesteps",
+        "2000",
+        "--learning-starts",
+        "500",
+        "--eval-freq",
+        "1000",
+        "--eval-episodes",
+        "5",
+        "--curve-episodes",
+        "0",
+        "--run-name",
+        "r",
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "experiments" / "runs" / "r"
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["env_id"] == env_id and results["threshold"] == threshold
+    assert results["total_steps"] == 2000 and results["eval_episodes"] == 5
+    assert [e["step"] for e in results["evaluations"]] == [1000, 2000]
+
+    scored = run_module("cartpole_dqn.evaluate", str(run_dir), "--episodes", "5", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert env_id in scored.stdout and "greedy return" in scored.stdout
+
+    exported = run_module("cartpole_dqn.export", str(run_dir), "--out", "shared", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    model = DQNAgent.load(run_dir / "model.zip", device="cpu")
+    policy = load_policy(tmp_path / "shared")
+    obs = np.random.default_rng(0).normal(size=(500, obs_dim)).astype(np.float32)
+    np.testing.assert_array_equal(policy.predict(obs)[0], model.predict(obs, deterministic=True)[0])
+    again = run_module("cartpole_dqn.evaluate", "shared", "--episodes", "5", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"vs {threshold:g} (" in again.stdout  # scored against the spec threshold

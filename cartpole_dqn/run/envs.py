@@ -32,6 +32,24 @@ FINAL_EVAL_SEED_OFFSET = 2_000_029
 MAX_STEP_REWARD = {"CartPole": 1.0, "Acrobot": 0.0, "MountainCar": 0.0}
 
 
+# The evaluation return that scores 0 on the tuner's curve (tuning.objective): about what a uniformly
+# random policy earns, so the curve measures progress past acting at random. Envs not listed: 0 for a
+# positive threshold (CartPole's random policy earns ~25, its returns are never negative), minus the
+# step limit for a negative one (Acrobot and MountainCar pay -1 per step, and a random policy runs
+# out the clock: -500 and -200). LunarLander's threshold is positive but its returns are not: a
+# random policy averages about -190 over 100 episodes (5th-95th percentile -370 to -40).
+RETURN_FLOOR = {"LunarLander": -200.0}
+
+
+def reward_floor(name: str, threshold: float, max_episode_steps: int | None) -> float:
+    """The return that scores 0 on the tuner's curve for env family ``name`` (see RETURN_FLOOR)."""
+    if name in RETURN_FLOOR:
+        return RETURN_FLOOR[name]
+    if threshold > 0:
+        return 0.0
+    return -float(max_episode_steps or 500)
+
+
 # Gymnasium's optional physics engines, and the extra of this package that installs each.
 EXTRAS = {"Box2D": "box2d"}
 
@@ -57,6 +75,7 @@ class EnvInfo:
     max_return: float | None
     max_episode_steps: int | None
     max_step_reward: float | None = None
+    reward_floor: float = 0.0
 
 
 def check_env(config: RunConfig) -> EnvInfo:
@@ -97,7 +116,9 @@ def check_env(config: RunConfig) -> EnvInfo:
     # CartPole's maximum return is its step limit (reward 1 per step); other envs have no known maximum.
     max_return = float(max_steps) if env_id.startswith("CartPole") and max_steps else None
     step_reward = MAX_STEP_REWARD.get(spec.name) if spec.namespace is None else None
-    return EnvInfo(env_id, float(threshold), max_return, max_steps, step_reward)
+    family = spec.name if spec.namespace is None else ""
+    floor = reward_floor(family, float(threshold), max_steps)
+    return EnvInfo(env_id, float(threshold), max_return, max_steps, step_reward, floor)
 
 
 def resolve_env(config: RunConfig) -> tuple[RunConfig, EnvInfo]:

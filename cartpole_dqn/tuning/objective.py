@@ -7,6 +7,7 @@ Objective (maximize), from the solve callback's evaluations of one trial:
 - a trial that does not gets the area under its normalized eval-reward curve, in [0, 1):
   the mean over the ``budget / eval_freq`` evaluation slots of
   ``clip((mean_return - floor) / (threshold - floor), 0, 1)`` (slots not reached count 0).
+  The floor is the env's: about what a uniformly random policy earns (``run.envs.reward_floor``).
 
 So every solver ranks above every non-solver, and among solvers fewer steps win. The value
 reported after each evaluation is the same quantity computed on the evaluations so far; it only
@@ -24,14 +25,6 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cartpole_dqn.run.solve import SolveState
-
-
-def reward_floor(threshold: float, max_episode_steps: int | None) -> float:
-    """The return that scores 0: 0 for positive-reward tasks (CartPole); for tasks that pay -1 per
-    step (Acrobot, MountainCar), minus the step limit."""
-    if threshold > 0:
-        return 0.0
-    return -float(max_episode_steps or 500)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
     from cartpole_dqn.run.artifacts import allocate_run
     from cartpole_dqn.run.envs import resolve_env
     from cartpole_dqn.run.runner import train_new_run
-    from cartpole_dqn.tuning.objective import CurveScore, reward_floor, trial_value
+    from cartpole_dqn.tuning.objective import CurveScore, trial_value
     from cartpole_dqn.tuning.pruning import TrialPruningCallback
     from cartpole_dqn.tuning.seeds import tuning_seeds
 
@@ -183,7 +183,7 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
                 config.total_timesteps,
                 config.eval_freq,
                 env.threshold,
-                reward_floor(env.threshold, env.max_episode_steps),
+                env.reward_floor,
             )
             paths = allocate_run(runs_root, log_root, None, f"seed-{seed}")
             pruning = TrialPruningCallback(trial, score, offset=index * score.slots * score.eval_freq)

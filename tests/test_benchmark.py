@@ -90,6 +90,22 @@ def test_curve_grid_holds_the_last_value_after_a_run_stops() -> None:
     assert values.tolist() == [[10.0, 500.0, 500.0], [20.0, 30.0, 40.0]]
 
 
+def test_the_curve_ends_at_the_budget_evaluation_even_off_the_eval_grid(tmp_path: Path) -> None:
+    """Every run is evaluated once more at its budget. A budget that is not a multiple of eval_freq
+    (or smaller than it: a short run of a config that evaluates every 5,000 steps) still has that
+    evaluation on the curve, and the plots are drawn."""
+    from cartpole_dqn.benchmarking.plots import write_plots
+
+    runs = [result(0, None, budget=1000, evaluations=[(1000, -150.0)])]
+    grid, values = curve_grid(runs, 5000, 1000)
+    assert grid.tolist() == [1000] and values.tolist() == [[-150.0]]
+    runs = [result(1, None, budget=12_000, evaluations=[(5000, 1.0), (10_000, 2.0), (12_000, 3.0)])]
+    grid, values = curve_grid(runs, 5000, 12_000)
+    assert grid.tolist() == [5000, 10_000, 12_000] and values.tolist() == [[1.0, 2.0, 3.0]]
+    paths = write_plots({"short": runs}, {"short": 5000}, 12_000, 200.0, None, tmp_path / "b")
+    assert all(path.is_file() for path in paths) and len(paths) == 2
+
+
 @pytest.mark.slow
 def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
     result = run_module(

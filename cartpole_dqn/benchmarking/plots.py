@@ -13,8 +13,13 @@ from cartpole_dqn.run.results import RunResult
 
 
 def curve_grid(runs: Sequence[RunResult], eval_freq: int, budget: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eval means on a common step grid, one row per run; a run that stopped holds its last value."""
+    """Eval means on a common step grid, one row per run; a run that stopped holds its last value.
+
+    The grid is every ``eval_freq`` steps and the budget itself, where every run is evaluated once
+    more, also when the budget is not a multiple of ``eval_freq`` (or is smaller than it)."""
     grid = np.arange(eval_freq, budget + 1, eval_freq)
+    if not len(grid) or grid[-1] != budget:
+        grid = np.append(grid, budget)
     rows = []
     for run in runs:
         steps = np.array([e.step for e in run.evaluations], dtype=float)

@@ -168,3 +168,32 @@ def test_the_layout_section_lists_every_module_and_only_existing_ones() -> None:
         if p.name != "__init__.py" or p.parent == package
     }
     assert listed == actual
+
+
+def test_the_four_task_table_is_what_the_committed_records_say() -> None:
+    """Every row of the four-task table (solved, stays solved, median steps and wall with their IQRs,
+    the steps ratio) is read off the committed benchmark record of its env; the zoo block's row is
+    that record's baseline."""
+    section = README.split("### Four tasks beside the zoo", 1)[1].split("\n### ", 1)[0]
+    records = {}
+    for env_id, stamp in re.findall(r"benchmark-([A-Za-z]+-v\d+)-(\d{8}-\d{6})\.\*", section):
+        path = REPO / "experiments" / "results" / f"benchmark-{env_id}-{stamp}.json"
+        records[env_id] = json.loads(path.read_text())
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 2 * len(records) == 8
+    env_id = ""
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        if cells[0]:
+            env_id, label = cells[0].split(" (")[0], cells[1]
+        else:
+            label = records[env_id]["baseline"]
+        s = records[env_id]["summaries"][label]
+        expected = [
+            f"{s['solved']}/{s['runs']}",
+            f"{s['stays_solved']}/{s['runs']}",
+            "{:,.0f} [{:,.0f}–{:,.0f}]".format(s["steps_median"], *s["steps_iqr"]),
+            "{:.1f} [{:.1f}–{:.1f}]".format(s["wall_median"], *s["wall_iqr"]),
+            f"{s['steps_ratio_vs_baseline']:.1f}×",
+        ]
+        assert all(value in row for value in expected), (row, expected)

@@ -115,10 +115,9 @@ def check_env(config: RunConfig) -> EnvInfo:
     max_steps = spec.max_episode_steps
     # CartPole's maximum return is its step limit (reward 1 per step); other envs have no known maximum.
     max_return = float(max_steps) if env_id.startswith("CartPole") and max_steps else None
-    step_reward = MAX_STEP_REWARD.get(spec.name) if spec.namespace is None else None
-    family = spec.name if spec.namespace is None else ""
+    family = spec.name if spec.namespace is None else ""  # the per-family tables know gymnasium's own envs
     floor = reward_floor(family, float(threshold), max_steps)
-    return EnvInfo(env_id, float(threshold), max_return, max_steps, step_reward, floor)
+    return EnvInfo(env_id, float(threshold), max_return, max_steps, MAX_STEP_REWARD.get(family), floor)
 
 
 def resolve_env(config: RunConfig) -> tuple[RunConfig, EnvInfo]:

@@ -210,7 +210,13 @@ def run_benchmark(
     import numpy as np
 
     from cartpole_dqn.benchmarking.progress import clock, eta
-    from cartpole_dqn.benchmarking.stats import paired_difference, ratio, solved_within, summarize
+    from cartpole_dqn.benchmarking.stats import (
+        paired_difference,
+        ratio,
+        run_outcome,
+        solved_within,
+        summarize,
+    )
     from cartpole_dqn.run.multiseed import RunSpec, run_many
     from cartpole_dqn.run.results import RunResult
 
@@ -239,11 +245,7 @@ def run_benchmark(
         tally = solved_so_far[spec.label]
         tally[0] += solved_within(result)
         tally[1] += 1
-        what = (
-            f"solved at {result.steps_to_solve:,} steps, {result.wall_to_solve_s:.1f} s"
-            if solved_within(result)
-            else f"not solved within {result.budget:,} steps"
-        )
+        what = run_outcome(result)
         board = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in solved_so_far.items())
         elapsed = time.perf_counter() - start
         if not args.no_progress:
@@ -262,9 +264,9 @@ def run_benchmark(
     rng = np.random.default_rng(0)
     summaries = {label: summarize(runs, rng, args.bootstrap) for label, runs in by_label.items()}
     base = summaries[baseline]
-    for s in summaries.values():
-        s.steps_ratio_vs_baseline = ratio(base.steps_median, s.steps_median)
-        s.wall_ratio_vs_baseline = ratio(base.wall_median, s.wall_median)
+    for s in summaries.values():  # over every seed: dropping unsolved seeds must not make a config look fast
+        s.steps_ratio_vs_baseline = ratio(base.steps_median_all, s.steps_median_all)
+        s.wall_ratio_vs_baseline = ratio(base.wall_median_all, s.wall_median_all)
     paired = {
         label: paired_difference(by_label[label], by_label[baseline], rng, args.bootstrap)
         for label in configs
@@ -308,8 +310,10 @@ def write_record(record: dict[str, Any], stem: Path, threshold: float, max_retur
         label: config["eval_freq"] or config["total_timesteps"] for label, config in record["configs"].items()
     }
     plots = write_plots(by_label, eval_freqs, record["budget"], threshold, max_return, stem)
-    table = markdown_table(summaries, record["baseline"], threshold, record["budget"]) + paired_lines(
-        record["paired"], record["baseline"]
+    table = (
+        markdown_table(summaries, record["baseline"], threshold, record["budget"])
+        + paired_lines(record["paired"], record["baseline"])
+        + diverged_lines(by_label)
     )
     seeds = record["seeds"]
     markdown = (
@@ -336,6 +340,17 @@ def paired_lines(paired: dict[str, Any], baseline: str) -> str:
         f"{d.ci95[1]:+,.0f}]; fewer steps on {d.config_better} seeds, more on {d.baseline_better}"
         for label, d in paired.items()
         if d is not None
+    ]
+    return ("\n" if lines else "") + "\n".join(lines)
+
+
+def diverged_lines(by_label: dict[str, Any]) -> str:
+    """One line per run that diverged, naming it (it counts as unsolved everywhere above)."""
+    lines = [
+        f"\n{label} seed {r.seed} diverged (counted as unsolved): {r.diverged}"
+        for label, runs in by_label.items()
+        for r in runs
+        if r.diverged is not None
     ]
     return ("\n" if lines else "") + "\n".join(lines)
 

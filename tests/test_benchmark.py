@@ -60,7 +60,44 @@ def test_iqr_and_medians_count_unsolved_seeds_and_only_solves_within_the_budget(
     )
     assert (s.runs, s.solved, s.stays_solved) == (4, 2, 2)
     assert s.steps_median == 2000 and s.wall_median == 2.0
-    assert s.steps_to_solve_censored_median == (2000 + 3000) / 2  # unsolved seeds count as their budget
+    # half the seeds unsolved: the median over all of them is "unsolved", never the average of a
+    # solve and the budget (2,500 here, a figure no run reached)
+    assert s.steps_median_all is None and s.wall_median_all is None
+    three_of_four = summarize(
+        [result(0, 1000, 1.0), result(1, 3000, 3.0), result(2, None), result(3, 2000, 2.0)]
+    )
+    assert three_of_four.steps_median_all == 2500 and three_of_four.wall_median_all == 2.5  # among solves
+
+
+def test_censored_medians_and_their_bootstrap_never_mix_a_solve_with_the_budget() -> None:
+    from cartpole_dqn.benchmarking.stats import bootstrap_censored_median_ci, censored_median
+
+    assert censored_median([1000, 2000, None, None]) == float("inf")
+    assert censored_median([None]) == float("inf") and censored_median([]) == float("inf")
+    assert censored_median([1000, 3000, 2000, None]) == 2500  # two solves averaged, never the budget
+    values = [1000, 2000, 3000, None, None, 4000]
+    low, high = bootstrap_censored_median_ci(values, np.random.default_rng(0), resamples=2000)
+    reachable = {1000.0, 1500.0, 2000.0, 2500.0, 3000.0, 3500.0, 4000.0, float("inf")}
+    assert low in reachable and high in reachable and low <= 2500 <= high
+
+
+def test_ratios_compare_all_seeds_so_solving_fewer_seeds_never_looks_faster() -> None:
+    """A config that solves 3 of 10 seeds quickly is not "faster" than one that solves all 10 more
+    slowly: the ratio columns compare medians over every seed, and its median is "unsolved"."""
+    from cartpole_dqn.benchmarking.stats import ratio
+    from cartpole_dqn.benchmarking.tables import markdown_table
+
+    fragile = summarize([result(i, 2000, 1.0) if i < 3 else result(i, None) for i in range(10)])
+    steady = summarize([result(i, 8000, 4.0) for i in range(10)])
+    assert fragile.steps_median == 2000  # over its 3 solves: 4x fewer than steady's
+    fragile.steps_ratio_vs_baseline = ratio(steady.steps_median_all, fragile.steps_median_all)
+    fragile.wall_ratio_vs_baseline = ratio(steady.wall_median_all, fragile.wall_median_all)
+    assert fragile.steps_ratio_vs_baseline is None and fragile.wall_ratio_vs_baseline is None
+    steady.steps_ratio_vs_baseline = steady.wall_ratio_vs_baseline = 1.0
+    table = markdown_table({"fragile": fragile, "steady": steady}, "steady", 475.0, 50_000)
+    assert "fewer steps than steady (all seeds)" in table
+    (row,) = [line for line in table.splitlines() if line.startswith("| fragile")]
+    assert row.endswith("| - | - |") and "all 10 seeds: unsolved (> 50,000)" in row
 
 
 def test_bootstrap_ci_of_the_median_covers_the_true_median_about_95_percent_of_the_time() -> None:
@@ -170,35 +207,34 @@ def test_benchmark_rejects_bad_input(workdir: Path, args: list[str], needles: li
 
 
 def test_the_table_labels_partial_solves_and_drops_ratios_for_a_single_config() -> None:
-    from cartpole_dqn.benchmarking.stats import Summary
     from cartpole_dqn.benchmarking.tables import markdown_table
 
-    one_of_two = Summary(
-        runs=2,
-        solved=1,
-        stays_solved=1,
-        seeds=[1, 2],
-        steps_median=6000.0,
-        steps_iqr=(6000.0, 6000.0),
-        steps_to_solve_censored_median=28_000.0,
-        wall_median=3.0,
-        wall_iqr=(3.0, 3.0),
-        steps_per_s_median=1000.0,
-    )
-    table = markdown_table({"only": one_of_two}, "only", 475.0, 50_000)
-    assert "6,000 [6,000–6,000] over the 1 solved; all 2 seeds (unsolved = > budget): 28,000" in table
+    two_of_three = summarize([result(1, 6000, 3.0), result(2, None), result(3, 7000, 4.0)])
+    table = markdown_table({"only": two_of_three}, "only", 475.0, 50_000)
+    assert "6,500 [6,250–6,750] over the 2 solved; all 3 seeds: 7,000" in table
     assert "fewer steps than" not in table and "×" not in table
-    none_solved = Summary(
-        runs=2,
-        solved=0,
-        stays_solved=0,
-        seeds=[1, 2],
-        steps_median=None,
-        steps_iqr=None,
-        steps_to_solve_censored_median=50_000.0,
-        wall_median=None,
-        wall_iqr=None,
-        steps_per_s_median=1000.0,
+    none_solved = summarize([result(1, None), result(2, None)])
+    table = markdown_table({"a": two_of_three, "b": none_solved}, "b", 475.0, 50_000)
+    assert "all 2 seeds: unsolved (> 50,000)" in table and "fewer steps than b" in table
+
+
+@pytest.mark.slow
+def test_a_diverging_run_counts_as_unsolved_and_the_benchmark_completes(workdir: Path) -> None:
+    """Runs are deterministic per seed, so a diverging seed would diverge again on every rerun: it
+    must count as unsolved (named in the output), not abort the benchmark."""
+    (workdir / "diverge.yaml").write_text("learning_rate: 1.0e+30\nlearning_starts: 300\n")
+    result = run_module(
+        "cartpole_dqn.benchmark",
+        *("--configs", "diverge.yaml", "default", "--seeds", "1", "--timesteps", "1500"),
+        *("--jobs", "2", "--bootstrap", "200"),
+        cwd=workdir,
     )
-    table = markdown_table({"a": one_of_two, "b": none_solved}, "b", 475.0, 50_000)
-    assert "all 2 seeds (unsolved = > budget): > 50,000" in table and "fewer steps than b" in table
+    assert result.returncode == 0, result.stderr
+    assert "diverge seed 1000: diverged, counted as unsolved (training diverged at step" in result.stderr
+    assert "diverge seed 1000 diverged (counted as unsolved): training diverged at step" in result.stdout
+    (record_path,) = (workdir / "experiments" / "benchmarks").glob("benchmark-CartPole-v1-*.json")
+    record = json.loads(record_path.read_text())
+    (diverged,) = [r for r in record["runs"] if r["label"] == "diverge"]
+    assert diverged["diverged"].startswith("training diverged") and not diverged["solved"]
+    assert record["summaries"]["diverge"]["diverged"] == 1
+    assert not (Path(diverged["run_dir"]) / "final_model.zip").exists()  # its weights are not finite

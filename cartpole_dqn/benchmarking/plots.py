@@ -24,6 +24,9 @@ def curve_grid(runs: Sequence[RunResult], eval_freq: int, budget: int) -> tuple[
     for run in runs:
         steps = np.array([e.step for e in run.evaluations], dtype=float)
         means = np.array([e.mean for e in run.evaluations], dtype=float)
+        if not len(steps):  # e.g. diverged before its first evaluation
+            rows.append(np.full(len(grid), np.nan))
+            continue
         index = np.searchsorted(steps, grid, side="right") - 1
         rows.append(np.where(index >= 0, means[np.clip(index, 0, None)], np.nan))
     return grid, np.array(rows)

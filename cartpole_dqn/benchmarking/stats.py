@@ -6,6 +6,7 @@ them as the full budget.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,15 @@ from cartpole_dqn.run.results import RunResult
 def solved_within(result: RunResult) -> bool:
     """Solved at a step within the run's budget: the only "solved" any summary counts."""
     return result.solved and result.steps_to_solve is not None and result.steps_to_solve <= result.budget
+
+
+def run_outcome(result: RunResult) -> str:
+    """How a run ended, for progress lines: solved (at what step and wall), diverged or unsolved."""
+    if result.diverged is not None:
+        return f"diverged, counted as unsolved ({result.diverged})"
+    if solved_within(result):
+        return f"solved at {result.steps_to_solve:,} steps, {result.wall_to_solve_s:.1f} s"
+    return f"not solved within {result.budget:,} steps"
 
 
 def iqr(values: Sequence[float]) -> tuple[float, float]:
@@ -39,9 +49,50 @@ def bootstrap_median_ci(
     return float(low), float(high)
 
 
+def unsolved_majority(unsolved: int, runs: int) -> bool:
+    """Half or more of the runs unsolved: their median is "unsolved", never a step count."""
+    return runs == 0 or 2 * unsolved >= runs
+
+
+def censored_median(values: Sequence[float | None]) -> float:
+    """The median over every run, an unsolved run (None) counting as more than any solve: ``inf``
+    when half or more are unsolved, so a median never averages a solve with the budget into a
+    figure no run reached; else the sample median, which then lies among the solves."""
+    if unsolved_majority(sum(v is None for v in values), len(values)):
+        return math.inf
+    return float(np.median([math.inf if v is None else float(v) for v in values]))
+
+
+def bootstrap_censored_median_ci(
+    values: Sequence[float | None],
+    rng: np.random.Generator,
+    resamples: int = 10_000,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of :func:`censored_median` (a bound may be ``inf``: unsolved)."""
+    if not values:
+        return math.nan, math.nan
+    data = np.asarray([math.inf if v is None else float(v) for v in values])
+    draws = np.sort(rng.choice(data, size=(resamples, data.size), replace=True), axis=1)
+    unsolved = np.isinf(draws).sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        medians = np.median(draws, axis=1)
+    medians = np.where(2 * unsolved >= data.size, math.inf, medians)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(medians, [alpha, 1.0 - alpha], method="inverted_cdf")
+    return float(low), float(high)
+
+
 @dataclass
 class Summary:
-    """One config's runs, summarized."""
+    """One config's runs, summarized.
+
+    ``steps_median`` and ``wall_median`` are over the solved seeds (with their IQR); the ``*_all``
+    medians are over every seed, an unsolved one counting as slower than any solve (see
+    :func:`censored_median`), and None when half or more are unsolved. The ratios against the
+    baseline compare the ``*_all`` medians, so a config that solves fewer seeds cannot look faster
+    by dropping them.
+    """
 
     runs: int
     solved: int
@@ -49,10 +100,12 @@ class Summary:
     seeds: list[int]
     steps_median: float | None  # over the solved seeds
     steps_iqr: tuple[float, float] | None
-    steps_to_solve_censored_median: float  # unsolved seeds counted as the budget
-    wall_median: float | None
+    steps_median_all: float | None  # every seed; None: half or more unsolved
+    wall_median: float | None  # over the solved seeds
     wall_iqr: tuple[float, float] | None
+    wall_median_all: float | None  # every seed; None: half or more unsolved
     steps_per_s_median: float
+    diverged: int = 0
     steps_ci95: tuple[float, float] | None = None
     steps_ratio_vs_baseline: float | None = None
     wall_ratio_vs_baseline: float | None = None
@@ -66,7 +119,8 @@ def summarize(
     solved = [r for r in results if solved_within(r)]
     steps = [float(r.steps_to_solve) for r in solved if r.steps_to_solve is not None]
     walls = [float(r.wall_to_solve_s) for r in solved if r.wall_to_solve_s is not None]
-    censored = [float(r.steps_to_solve) if solved_within(r) else float(r.budget) for r in results]  # type: ignore[arg-type]
+    steps_all = censored_median([r.steps_to_solve if solved_within(r) else None for r in results])
+    walls_all = censored_median([r.wall_to_solve_s if solved_within(r) else None for r in results])
     return Summary(
         runs=len(results),
         solved=len(solved),
@@ -74,10 +128,12 @@ def summarize(
         seeds=[r.seed for r in results],
         steps_median=_median(steps),
         steps_iqr=iqr(steps) if steps else None,
-        steps_to_solve_censored_median=float(np.median(censored)) if censored else float("nan"),
+        steps_median_all=None if math.isinf(steps_all) else steps_all,
         wall_median=_median(walls),
         wall_iqr=iqr(walls) if walls else None,
+        wall_median_all=None if math.isinf(walls_all) else walls_all,
         steps_per_s_median=float(np.median([r.steps_per_s for r in results])) if results else float("nan"),
+        diverged=sum(r.diverged is not None for r in results),
         steps_ci95=bootstrap_median_ci(steps, rng, resamples) if rng is not None and steps else None,
     )
 

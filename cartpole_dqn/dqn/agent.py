@@ -186,11 +186,6 @@ class DQNAgent(DQN):
         assert buffer is not None
         prioritized = isinstance(buffer, PrioritizedReplayBuffer)
         explicit = self._explicit_networks()
-        explicit_grads = (
-            self._explicit_params[1]
-            if explicit is not None
-            else [p.grad for p in self.q_net.parameters() if p.grad is not None]
-        )
 
         losses: list[float] = []
         q_sum = th.zeros((), device=self.device)
@@ -203,13 +198,15 @@ class DQNAgent(DQN):
                 loss, current_q_values, target_q_values = self._gradients_explicit(
                     explicit, replay_data, discounts, weights
                 )
+                self._clip_gradients(self._explicit_params[1])
             else:
                 loss, current_q_values, target_q_values = self._gradients_autograd(
                     replay_data, discounts, weights
                 )
+                # the gradients backward() just wrote (zero_grad may have replaced the tensors), as SB3
+                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             losses.append(loss)
             q_sum += current_q_values.mean()
-            self._clip_gradients(explicit_grads)
             self.policy.optimizer.step()
 
             if prioritized:

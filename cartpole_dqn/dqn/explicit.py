@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch as th
+from gymnasium import spaces
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
@@ -169,8 +171,15 @@ class _Unsupported(Exception):
 
 
 def explicit_network(q_net: nn.Module, grads: Sequence[th.Tensor] | None) -> ExplicitQNetwork | None:
-    """An explicit version of ``q_net``, or None when it has parts this module does not know."""
+    """An explicit version of ``q_net``, or None when it has parts this module does not know.
+
+    Only for float Box observations, where SB3's ``preprocess_obs`` is the identity: images (scaled
+    by 1/255) and Discrete or MultiBinary observations (one-hot, cast) keep SB3's own preprocessing.
+    """
     if not isinstance(q_net, QNetwork) or type(q_net.features_extractor) is not FlattenExtractor:
+        return None
+    space = q_net.observation_space
+    if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
         return None
     try:
         return ExplicitQNetwork(q_net, grads)

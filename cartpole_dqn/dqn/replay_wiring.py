@@ -24,9 +24,11 @@ def setup_with_agent_discounts(agent: OffPolicyAlgorithm, parent_setup: Callable
     SB3 wires them only into a buffer it picks itself (and, after load(), warns that n_steps is
     ignored by the class it picked before save): hand them over here, keep that warning quiet.
     Without a buffer class given, :class:`WindowedReplayBuffer` stands in for the one SB3 would pick
-    (the same samples, found with less work).
+    (the same samples, found with less work), except where it cannot: Dict observations and
+    ``optimize_memory_usage`` (next observations shared with the following row) keep SB3's choice.
     """
-    if agent.replay_buffer_class is None and not isinstance(agent.observation_space, spaces.Dict):
+    windowed_fits = not isinstance(agent.observation_space, spaces.Dict) and not agent.optimize_memory_usage
+    if agent.replay_buffer_class is None and windowed_fits:
         agent.replay_buffer_class = WindowedReplayBuffer
     cls = agent.replay_buffer_class
     if cls is None or not issubclass(cls, NStepReplayBuffer):

@@ -17,8 +17,13 @@ from cartpole_dqn.errors import UsageError, write_error
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
-CHECKPOINT = "checkpoint"
-BEST_MODEL = "best_model.zip"
+# The files of a run folder.
+CHECKPOINT = "checkpoint"  # the folder of the latest resumable checkpoint
+BEST_MODEL = "best_model.zip"  # inside a checkpoint: the best model as of that checkpoint
+MODEL = "model.zip"  # the best checkpoint (what evaluate and export read)
+FINAL_MODEL = "final_model.zip"  # the weights when training stopped
+CONFIG = "config.yaml"
+RESULTS = "results.json"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -43,15 +48,15 @@ class RunPaths:
 
     @property
     def model(self) -> Path:
-        return self.run_dir / "model.zip"
+        return self.run_dir / MODEL
 
     @property
     def config(self) -> Path:
-        return self.run_dir / "config.yaml"
+        return self.run_dir / CONFIG
 
     @property
     def results(self) -> Path:
-        return self.run_dir / "results.json"
+        return self.run_dir / RESULTS
 
 
 def default_run_name(env_id: str, seed: int) -> str:

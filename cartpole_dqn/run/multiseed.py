@@ -33,14 +33,15 @@ class RunSpec:
 
 
 def run_spec(spec: RunSpec) -> RunResult:
-    """Train one spec in this process."""
+    """Train one spec in this process; a run that diverges is an unsolved result (``diverged``), so
+    one diverging seed cannot stop a whole experiment (it would diverge again on every rerun)."""
     from cartpole_dqn.run.artifacts import allocate_run
     from cartpole_dqn.run.envs import resolve_env
     from cartpole_dqn.run.runner import train_new_run
 
     config, env = resolve_env(spec.config)
     paths = allocate_run(spec.runs_root, spec.log_root, None, spec.run_name)
-    return train_new_run(config, env, paths)
+    return train_new_run(config, env, paths, record_divergence=True)
 
 
 class RunsInterrupted(Exception):

@@ -43,6 +43,9 @@ class RunResult:
     tensorboard_dir: str
     evaluations: list[EvalRecord] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    # Set when training diverged (non-finite loss or Q): the run then counts as unsolved, and the
+    # eval_* fields score the best model saved before it (eval_episodes 0: none was saved yet).
+    diverged: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

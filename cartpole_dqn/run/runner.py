@@ -11,6 +11,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
@@ -18,7 +19,8 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.factory import agent_class, build_agent
-from cartpole_dqn.run.artifacts import RunPaths, release_run, write_atomic
+from cartpole_dqn.errors import DivergenceError
+from cartpole_dqn.run.artifacts import FINAL_MODEL, RunPaths, release_run, write_atomic
 from cartpole_dqn.run.checkpoints import (
     CheckpointState,
     RunCheckpointCallback,
@@ -29,7 +31,7 @@ from cartpole_dqn.run.checkpoints import (
     restore_rng_state,
 )
 from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
-from cartpole_dqn.run.evaluation import evaluate_policy, is_solved
+from cartpole_dqn.run.evaluation import EvalResult, evaluate_policy, is_solved
 from cartpole_dqn.run.interrupt import RunInterrupted
 from cartpole_dqn.run.results import RunResult
 from cartpole_dqn.run.solve import SolveCallback, SolveState, save_model_atomic
@@ -46,11 +48,14 @@ def train_new_run(
     verbose: int = 0,
     callback: BaseCallback | None = None,
     callback_after_eval: BaseCallback | None = None,
+    record_divergence: bool = False,
 ) -> RunResult:
     """Train a new run, save its best checkpoint and config, re-evaluate the checkpoint, write results.
 
     :param callback: any SB3 callback, run beside the protocol (as ``learn(callback=...)``)
     :param callback_after_eval: run after every evaluation; returning False stops training
+    :param record_divergence: a run that diverges (:class:`DivergenceError`) ends with an unsolved
+        result naming the divergence instead of raising (many-seed experiments count it and go on)
     """
     th.set_num_threads(config.torch_threads)
     start = time.perf_counter()
@@ -58,9 +63,16 @@ def train_new_run(
     agent = build_agent(config, make_train_env(config))
     agent.set_logger(tensorboard_logger(paths.tensorboard_dir, config=config))
     solve = solve_callback(config, env, paths, verbose, callback_after_eval)
-    learn(agent, solve, config.total_timesteps, True, progress_bar, callback)
+    diverged = None
+    try:
+        learn(agent, solve, config.total_timesteps, True, progress_bar, callback)
+    except DivergenceError as exc:
+        if not record_divergence:
+            raise
+        diverged = str(exc)
     assert solve.start_time is not None
-    return finish(config, env, paths, agent, solve, setup_s=solve.start_time - start, resumed=False)
+    setup_s = solve.start_time - start
+    return finish(config, env, paths, agent, solve, setup_s=setup_s, resumed=False, diverged=diverged)
 
 
 def resume_run(
@@ -99,7 +111,7 @@ def continue_run(
     carried on. The previous results and final model are kept beside the new ones."""
     th.set_num_threads(config.torch_threads)
     steps = previous.total_steps
-    final = paths.run_dir / "final_model.zip"
+    final = paths.run_dir / FINAL_MODEL
     shutil.copyfile(final, paths.run_dir / f"final_model-{steps}.zip")
     shutil.copyfile(paths.results, paths.run_dir / f"results-{steps}.json")
     write_atomic(paths.config, config.to_yaml())
@@ -182,6 +194,7 @@ def learn(
         agent.logger.close()
         assert agent.env is not None
         agent.env.close()
+        solve.close()
     if solve.interrupted_at is not None:
         checkpoint = solve.checkpoint
         run_dir = checkpoint.run_dir if isinstance(checkpoint, RunCheckpointCallback) else None
@@ -198,28 +211,37 @@ def finish(
     solve: SolveCallback,
     setup_s: float,
     resumed: bool,
+    diverged: str | None = None,
 ) -> RunResult:
-    """Re-evaluate the saved model on fresh seeds, write results.json, drop the checkpoint."""
+    """Re-evaluate the saved model on fresh seeds, write results.json, drop the checkpoint.
+
+    A diverged run (``diverged``: what happened) is unsolved; its non-finite final weights are not
+    saved, and the best model saved before the divergence, if any, is the one re-evaluated."""
     from cartpole_dqn.run.models import load_model
 
     train_wall = solve.elapsed()
-    # the last weights, beside the best (as zoo users expect)
-    save_model_atomic(agent, paths.run_dir / "final_model.zip", "the best model and checkpoint are intact")
-    best = load_model(paths.model)
+    if diverged is None:  # the last weights, beside the best (as zoo users expect)
+        kept = "the best model and checkpoint are intact"
+        save_model_atomic(agent, paths.run_dir / FINAL_MODEL, kept)
     final_seed = config.seed + FINAL_EVAL_SEED_OFFSET
-    final = evaluate_policy(
-        best.policy, config.env_id, config.eval_episodes, final_seed, env.max_episode_steps
-    )
+    final = EvalResult(returns=np.zeros(1), seed=final_seed)  # stands in where no model was saved
+    if paths.model.is_file():
+        best = load_model(paths.model)
+        final = evaluate_policy(
+            best.policy, config.env_id, config.eval_episodes, final_seed, env.max_episode_steps
+        )
+    episodes = final.episodes if paths.model.is_file() else 0
     state = solve.state
+    solved = state.solved and diverged is None
     result = RunResult(
         env_id=config.env_id,
         seed=config.seed,
         threshold=env.threshold,
         max_return=env.max_return,
         budget=config.total_timesteps,
-        solved=state.solved,
-        steps_to_solve=state.steps_to_solve,
-        wall_to_solve_s=state.wall_to_solve_s,
+        solved=solved,
+        steps_to_solve=state.steps_to_solve if solved else None,
+        wall_to_solve_s=state.wall_to_solve_s if solved else None,
         total_steps=int(agent.num_timesteps),
         setup_s=setup_s,
         train_wall_s=train_wall,
@@ -231,9 +253,9 @@ def finish(
         eval_std=final.std,
         eval_min=final.min,
         eval_max=final.max,
-        eval_episodes=final.episodes,
+        eval_episodes=episodes,
         final_eval_seed=final_seed,
-        stays_solved=state.solved and is_solved(final.mean, env.threshold),
+        stays_solved=solved and is_solved(final.mean, env.threshold),
         run_name=paths.name,
         run_dir=str(paths.run_dir.resolve()),
         model_path=str(paths.model.resolve()),
@@ -241,6 +263,7 @@ def finish(
         tensorboard_dir=str(paths.tensorboard_dir.resolve()),
         evaluations=list(state.history),
         versions={pkg: version(pkg) for pkg in VERSIONED},
+        diverged=diverged,
     )
     write_atomic(paths.results, result.to_json())
     shutil.rmtree(checkpoint_dir(paths.run_dir), ignore_errors=True)  # finished: results.json replaces it

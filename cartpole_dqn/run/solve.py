@@ -219,8 +219,12 @@ class SolveCallback(EventCallback):
         self.state.history.append(record)
         return record
 
-    def _on_training_end(self) -> None:
+    def close(self) -> None:
+        """Close the evaluation env (also when training stopped on an exception)."""
         self._evaluator.close()
+
+    def _on_training_end(self) -> None:
+        self.close()
         if self.callback is not None:
             self.callback.on_training_end()
         if self.checkpoint is not None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -214,17 +215,43 @@ def test_tensorboard_event_file_holds_our_scalars(solved_run: tuple[Path, dict[s
     solved_flags = logged["eval/solved"]
     assert solved_flags[-1] == (results["steps_to_solve"], 1.0)
     assert all(v == 0.0 for _, v in solved_flags[:-1])
-    # Complete (deciding) evaluations and evaluations stopped early have separate curves.
-    evaluations = results["evaluations"]
-    deciding = [(e["step"], e["mean"]) for e in evaluations if e["deciding"]]
-    stopped = [(e["step"], e["mean"]) for e in evaluations if not e["deciding"]]
-    assert [(s, pytest.approx(v)) for s, v in deciding] == logged["eval/mean_reward"]
-    assert [(s, pytest.approx(v)) for s, v in stopped] == logged.get("eval/stopped_early_mean_reward", [])
+    assert_one_eval_point_per_evaluation(logged, results["evaluations"])
     assert logged["eval/mean_reward"][-1] == (
         results["steps_to_solve"],
         pytest.approx(results["evaluations"][-1]["mean"]),
     )
-    assert logged["eval/mean_reward"][-1][1] >= 475
+    assert logged["eval/deciding_mean_reward"][-1][1] >= 475
+
+
+def assert_one_eval_point_per_evaluation(logged: dict[str, Any], evaluations: list[dict[str, Any]]) -> None:
+    """``eval/mean_reward`` has a point at every evaluation (as SB3's EvalCallback logs it), with
+    ``eval/episodes`` beside it; ``eval/deciding_mean_reward`` holds the complete (deciding) ones."""
+    every = [(e["step"], pytest.approx(e["mean"])) for e in evaluations]
+    assert logged["eval/mean_reward"] == every
+    assert logged["eval/std_reward"] == [(e["step"], pytest.approx(e["std"])) for e in evaluations]
+    assert logged["eval/episodes"] == [(e["step"], e["episodes"]) for e in evaluations]
+    deciding = [(e["step"], pytest.approx(e["mean"])) for e in evaluations if e["deciding"]]
+    assert logged.get("eval/deciding_mean_reward", []) == deciding
+
+
+def test_an_unsolved_run_has_its_whole_reward_curve_in_tensorboard(tmp_path: Path) -> None:
+    """Every evaluation of a run that never solves is stopped early (a pass is impossible), and
+    each still gets its point on eval/mean_reward."""
+    from cartpole_dqn.config import RunConfig
+    from cartpole_dqn.run.artifacts import allocate_run
+    from cartpole_dqn.run.envs import resolve_env
+    from cartpole_dqn.run.runner import train_new_run
+
+    config = RunConfig(
+        total_timesteps=1500, eval_freq=500, learning_starts=100, learning_rate=1e-7, eval_episodes=20
+    )
+    config, env = resolve_env(config)
+    paths = allocate_run(tmp_path / "runs", tmp_path / "tb", "unsolved", "unsolved")
+    result = train_new_run(config, env, paths)
+    assert not result.solved and len(result.evaluations) == 3
+    assert not any(e.deciding for e in result.evaluations)
+    logged = scalars(paths.tensorboard_dir)
+    assert_one_eval_point_per_evaluation(logged, [asdict(e) for e in result.evaluations])
 
 
 def free_port() -> int:

@@ -199,10 +199,14 @@ class SolveCallback(EventCallback):
             self.state.steps_to_solve = step
             self.state.wall_to_solve_s = wall
 
-        # Complete evaluations (what the verdict reads) and stopped ones get their own curves.
-        prefix = "eval/" if record.deciding else "eval/stopped_early_"
-        self.logger.record(prefix + "mean_reward", record.mean)
-        self.logger.record(prefix + "std_reward", record.std)
+        # Every evaluation is a point of eval/mean_reward, as in SB3's EvalCallback; eval/episodes
+        # says how many episodes it ran (all of them: a deciding one), and the deciding ones, what
+        # the verdict reads, are also their own curve.
+        self.logger.record("eval/mean_reward", record.mean)
+        self.logger.record("eval/std_reward", record.std)
+        self.logger.record("eval/episodes", record.episodes)
+        if record.deciding:
+            self.logger.record("eval/deciding_mean_reward", record.mean)
         self.logger.record("eval/solved", int(self.state.solved))
         self.logger.record("time/wall_s", wall)
         self.logger.dump(step)

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from cartpole_dqn.cli import OneLineParser, run_cli
-from cartpole_dqn.config import RunConfig, load_config, resolve_config_path
+from cartpole_dqn.config import RunConfig, integer, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import write_atomic
+from cartpole_dqn.run.verdict import plural
 
 PROG = "python -m cartpole_dqn.benchmark"
 DEFAULT_SEED_START = 1000  # below the tuner's seeds (10,000 and up): seeds nobody tuned on
@@ -46,14 +47,14 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     parser.add_argument(
         "--baseline", default=None, help="config the ratios are against (default: the last one)"
     )
-    parser.add_argument("--seeds", type=int, default=10, help="seeds per config (10)")
-    parser.add_argument("--seed-start", type=int, default=DEFAULT_SEED_START, help="first seed")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel runs (CPU cores)")
+    parser.add_argument("--seeds", type=integer, default=10, help="seeds per config (10)")
+    parser.add_argument("--seed-start", type=integer, default=DEFAULT_SEED_START, help="first seed")
+    parser.add_argument("--jobs", type=integer, default=os.cpu_count() or 1, help="parallel runs (CPU cores)")
     parser.add_argument(
         "--total-timesteps",
         "--timesteps",
         dest="timesteps",
-        type=int,
+        type=integer,
         default=None,
         help="budget for every config (default 50,000)",
     )
@@ -73,7 +74,9 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     )
     parser.add_argument("--runs-dir", type=Path, default=Path("experiments/runs"), help="run artifacts root")
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
-    parser.add_argument("--bootstrap", type=int, default=10_000, help="bootstrap resamples for the median CI")
+    parser.add_argument(
+        "--bootstrap", type=integer, default=10_000, help="bootstrap resamples for the median CI"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no per-run progress lines on stderr")
     parser.add_argument(
         "--resume",
@@ -145,9 +148,10 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             raise UsageError(f"{journal} already exists; refusing to overwrite it")
         write_atomic(journal, json.dumps(header) + "\n")
     print(
-        f"benchmark {info.env_id}: {len(labels)} configs × {len(seeds)} seeds ({seeds[0]}..{seeds[-1]}), "
+        f"benchmark {info.env_id}: {plural(len(labels), 'config')} × {plural(len(seeds), 'seed')} "
+        f"({seeds[0]}..{seeds[-1]}), "
         f"{args.jobs} parallel jobs, 1 torch thread each"
-        + (f"; {len(finished)} runs already finished in {journal}" if finished else ""),
+        + (f"; {plural(len(finished), 'run')} already finished in {journal}" if finished else ""),
         flush=True,
     )
     given = list(argv if argv is not None else sys.argv[1:])
@@ -220,12 +224,13 @@ def run_benchmark(
     from cartpole_dqn.run.multiseed import RunSpec, run_many
     from cartpole_dqn.run.results import RunResult
 
+    env_slug = next(iter(configs.values())).env_id.replace("/", "-")
     specs = [
         RunSpec(
             label,
             config.replace(seed=seed),
             args.runs_dir / f"benchmark-{stamp}",
-            args.log_dir / f"benchmark-{stamp}",
+            args.log_dir / "benchmark" / f"{env_slug}-{stamp}",
         )
         for seed in seeds
         for label, config in configs.items()
@@ -335,9 +340,10 @@ def write_record(record: dict[str, Any], stem: Path, threshold: float, max_retur
 def paired_lines(paired: dict[str, Any], baseline: str) -> str:
     """One line per config: its paired difference in steps to solve against the baseline."""
     lines = [
-        f"\n{label} vs {baseline}, paired by seed ({len(d.seeds)} seeds; {baseline} − {label} steps to "
+        f"\n{label} vs {baseline}, paired by seed ({plural(len(d.seeds), 'seed')}; "
+        f"{baseline} − {label} steps to "
         f"solve, unsolved = budget): median {d.median:+,.0f}, 95% bootstrap CI [{d.ci95[0]:+,.0f}, "
-        f"{d.ci95[1]:+,.0f}]; fewer steps on {d.config_better} seeds, more on {d.baseline_better}"
+        f"{d.ci95[1]:+,.0f}]; fewer steps on {plural(d.config_better, 'seed')}, more on {d.baseline_better}"
         for label, d in paired.items()
         if d is not None
     ]

@@ -58,7 +58,11 @@ def add_config_flags(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) 
         kwargs: dict[str, Any] = {
             "dest": f.name,
             "default": None,
-            "help": f"{f.metadata['help']} (default: {shown})".replace("%", "%%"),
+            "help": (
+                f.metadata["help"]
+                if "(default" in f.metadata["help"]  # the help already says what the default means
+                else f"{f.metadata['help']} (default: {shown})"
+            ).replace("%", "%%"),
         }
         kwargs.update(field_kind(f).flag)
         if f.metadata.get("choices"):

@@ -278,6 +278,18 @@ def _check_int(f: dataclasses.Field[Any], value: Any, where: str) -> int:
     return value
 
 
+def integer(text: str) -> int:
+    """An integer command-line value, written as in YAML and the zoo's files: ``50000``, ``50_000``,
+    ``5e4`` or ``50000.0`` (argparse reports anything else as "invalid integer value")."""
+    try:
+        return int(text.replace("_", "").strip())
+    except ValueError:
+        number = float(text.replace("_", "").strip())  # ValueError: not a number at all
+        if not number.is_integer():
+            raise ValueError(f"not an integer: {text!r}") from None
+        return int(number)
+
+
 def _check_float(f: dataclasses.Field[Any], value: Any, where: str) -> float:
     if isinstance(value, str):
         # PyYAML 1.1 reads 1e-3 (no dot) as a string: accept the number the user meant.
@@ -327,12 +339,12 @@ def _check_int_list(f: dataclasses.Field[Any], value: Any, where: str) -> list[i
 # Field type (as annotated on RunConfig) -> its kind; a test checks that every field has one.
 FIELD_KINDS: dict[str, FieldKind] = {
     "bool": FieldKind(_check_bool, {"action": argparse.BooleanOptionalAction}),
-    "int": FieldKind(_check_int, {"type": int, "metavar": "N"}),
+    "int": FieldKind(_check_int, {"type": integer, "metavar": "N"}),
     "float": FieldKind(_check_float, {"type": float, "metavar": "X"}),
-    "int | None": FieldKind(_check_optional_int, {"type": int, "metavar": "N"}),
+    "int | None": FieldKind(_check_optional_int, {"type": integer, "metavar": "N"}),
     "float | None": FieldKind(_check_optional_float, {"type": float, "metavar": "X"}),
     "str": FieldKind(_check_str, {"metavar": "STR"}),
-    "list[int]": FieldKind(_check_int_list, {"type": int, "nargs": "*", "metavar": "N"}),
+    "list[int]": FieldKind(_check_int_list, {"type": integer, "nargs": "*", "metavar": "N"}),
 }
 
 
@@ -391,12 +403,14 @@ def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | N
     if path is not None:
         data = read_config_file(path)
         source = str(path)
-        from cartpole_dqn.zoo import is_zoo_file, zoo_block
+        from cartpole_dqn.zoo import flat_policy_kwargs, is_zoo_file, zoo_block
 
         if is_zoo_file(data):
             env_id = (overrides or {}).get("env_id")
             algorithm = str((overrides or {}).get("algorithm", "dqn"))
             data = zoo_block(data, None if env_id is None else str(env_id), source, algorithm)
+        elif "policy_kwargs" in data:
+            data = flat_policy_kwargs(data, source)
         values.update(data)
     config = RunConfig.from_mapping(values, source=source)
     if overrides:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cartpole_dqn.cli import OneLineParser, run_cli
-from cartpole_dqn.config import RunConfig
+from cartpole_dqn.config import RunConfig, integer
 from cartpole_dqn.errors import UsageError
 
 PROG = "python -m cartpole_dqn.evaluate"
@@ -31,11 +31,11 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         "--eval-episodes",
         "--episodes",
         dest="episodes",
-        type=int,
+        type=integer,
         default=100,
         help="greedy episodes (default 100)",
     )
-    parser.add_argument("--seed", type=int, default=12345, help="reset seed of the evaluation envs")
+    parser.add_argument("--seed", type=integer, default=12345, help="reset seed of the evaluation envs")
     parser.add_argument(
         "--model",
         dest="which",
@@ -57,7 +57,7 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         default=None,
         help="record one greedy episode to this file: .gif, or .mp4 (with the 'video' extra)",
     )
-    parser.add_argument("--gif-fps", type=int, default=30, help="recording frame rate (default 30)")
+    parser.add_argument("--gif-fps", type=integer, default=30, help="recording frame rate (default 30)")
     return parser
 
 
@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         gif = record_gif(policy, config.env_id, args.gif, args.seed, args.gif_fps)
         print(
             f"  {'recording':<18}{args.gif} ({gif.frames} frames, {gif.width}x{gif.height}, "
-            f"{gif.fps:.1f} fps; episode return {gif.episode_return:g}, reset seed {args.seed})"
+            f"{gif.fps:.1f} fps; episode return {gif.episode_return:.1f}, reset seed {args.seed})"
         )
     return 0
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from cartpole_dqn.cli import OneLineParser, run_cli
-from cartpole_dqn.config import load_config, resolve_config_path
+from cartpole_dqn.config import integer, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
+from cartpole_dqn.run.verdict import plural
 from cartpole_dqn.tuning.space import SPACES
 from cartpole_dqn.tuning.sweep import PRUNERS, SAMPLERS, SweepSettings
 
@@ -31,10 +32,12 @@ FLAGS = {"storage": "--storage", "study_name": "--study-name"}
 
 def build_parser(prog: str = PROG) -> OneLineParser:
     parser = OneLineParser(prog=prog, description="Optuna sweep over the DQN run config.")
-    parser.add_argument("--trials", type=int, default=50, help="finished trials the study must end with (50)")
+    parser.add_argument(
+        "--trials", type=integer, default=50, help="finished trials the study must end with (50)"
+    )
     parser.add_argument(
         "--seeds-per-trial",
-        type=int,
+        type=integer,
         default=3,
         metavar="K",
         help="tuning seeds each trial trains on, the same for every trial; its value is the mean of "
@@ -48,7 +51,7 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         "(default: the embedded journal file <output-dir>/journal.log)",
     )
     parser.add_argument(
-        "--workers", type=int, default=os.cpu_count() or 1, help="worker processes (CPU cores)"
+        "--workers", type=integer, default=os.cpu_count() or 1, help="worker processes (CPU cores)"
     )
     parser.add_argument("--space", choices=SPACES, default="core", help="search space (core)")
     parser.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="sampler (tpe, seeded by --seed)")
@@ -58,24 +61,26 @@ def build_parser(prog: str = PROG) -> OneLineParser:
         default="median",
         help="median: Optuna's median pruner within runs, plus the across-seed rule; halving: also "
         "successive halving over seeds (the top third after K seeds earn K more); wilcoxon: up to 2K "
-        "seeds, a trial stops once significantly worse than the best; none (median)",
+        "seeds, a trial stops once significantly worse than the best; none: no pruning within runs, only "
+        "the across-seed rule (a trial that can no longer solve all its seeds stops once another has) "
+        "(default: median)",
     )
     parser.add_argument(
         "--trial-eval-freq",
-        type=int,
+        type=integer,
         default=None,
         metavar="N",
         help="training steps between evaluations inside trials (default: the base config's eval_freq); "
         "best.yaml and the selection runs keep the base config's",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="sampler seed; also picks the trials' training seeds"
+        "--seed", type=integer, default=0, help="sampler seed; also picks the trials' training seeds"
     )
     parser.add_argument(
         "--total-timesteps",
         "--timesteps",
         dest="timesteps",
-        type=int,
+        type=integer,
         default=None,
         help="per-trial budget (default: config, 50,000)",
     )
@@ -89,18 +94,36 @@ def build_parser(prog: str = PROG) -> OneLineParser:
     )
     parser.add_argument("--output-dir", type=Path, default=Path("experiments/tuning"), help="study artifacts")
     parser.add_argument("--log-dir", type=Path, default=Path("tensorboard_logs"), help="TensorBoard root")
-    parser.add_argument("--report", action="store_true", help="only report on an existing study")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--report",
+        action="store_true",
+        help="show what the study recorded (counts, top trials, the pick and its selection table); "
+        "trains nothing and writes nothing",
+    )
+    mode.add_argument(
+        "--select",
+        action="store_true",
+        help="(re-)run the pick on a finished study: re-trains what the study has not recorded, says how "
+        "many runs and about how long before it starts; a different previous best.yaml is kept beside it",
+    )
     parser.add_argument(
         "--validate-seeds",
-        type=int,
-        default=20,
+        type=integer,
+        default=None,
         metavar="N",
         help="re-train the base config and the sweep's top 3 on N fresh seeds; best.yaml is the one that "
-        "beats the base paired by seed, else the base (20; 0: the sweep's best, optimistic estimate)",
+        "beats the base paired by seed, else the base (default: the study's recorded N, else 20; 0: the "
+        "sweep's best, optimistic estimate)",
+    )
+    parser.add_argument(
+        "--selection-curves",
+        action="store_true",
+        help="write the selection re-trainings' TensorBoard curves (under <log-dir>/tune/<study>/selection)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no per-trial progress lines on stderr")
-    parser.add_argument("--heartbeat-interval", type=int, default=10, help=argparse.SUPPRESS)
-    parser.add_argument("--grace-period", type=int, default=30, help=argparse.SUPPRESS)
+    parser.add_argument("--heartbeat-interval", type=integer, default=10, help=argparse.SUPPRESS)
+    parser.add_argument("--grace-period", type=integer, default=30, help=argparse.SUPPRESS)
     return parser
 
 
@@ -114,7 +137,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         raise UsageError(f"--seeds-per-trial must be >= 1, got {args.seeds_per_trial}")
     from cartpole_dqn.tuning.seeds import MAX_VALIDATION_SEEDS
 
-    if not 0 <= args.validate_seeds <= MAX_VALIDATION_SEEDS:
+    if args.validate_seeds is not None and not 0 <= args.validate_seeds <= MAX_VALIDATION_SEEDS:
         raise UsageError(
             f"--validate-seeds must be in [0, {MAX_VALIDATION_SEEDS}], got {args.validate_seeds}"
         )
@@ -138,7 +161,13 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     from cartpole_dqn.run.envs import check_env
     from cartpole_dqn.run.multiseed import RunsInterrupted
-    from cartpole_dqn.tuning.report import report
+    from cartpole_dqn.tuning.report import (
+        DEFAULT_VALIDATE_SEEDS,
+        load_recorded_study,
+        recorded_validate_seeds,
+        report,
+        select_and_write,
+    )
     from cartpole_dqn.tuning.studies import ClaimLock, StoreSettings, count, open_storage, open_study
     from cartpole_dqn.tuning.sweep import SweepInterrupted, record_settings, run_sweep
 
@@ -167,15 +196,51 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     storage = open_storage(store)  # fail fast, one line, on a bad storage URL or journal
     command = " ".join([prog, *map(shlex.quote, sys.argv[1:] if argv is None else argv)])
     try:
-        if not args.report:
-            # ... and on a study of the same name with another direction, base config, space or K
-            study = open_study(storage, study_name)
-            with ClaimLock(store, study_name).holding():  # one machine records settings and enqueues the base
-                record_settings(study, settings)
-            settings = replace(settings, finished_at_start=count(study)[0])
-            wall = run_sweep(settings, args.workers, prog)
-            print(f"sweep wall time: {wall:.1f} s with {args.workers} worker(s)")
-        report(settings, args.validate_seeds, args.workers)
+        if args.report:
+            report(settings, args.validate_seeds)
+            return 0
+        if args.select:
+            study = load_recorded_study(settings)
+            seeds = args.validate_seeds
+            if seeds is None:
+                seeds = recorded_validate_seeds(study)
+            select_and_write(
+                settings,
+                DEFAULT_VALIDATE_SEEDS if seeds is None else seeds,
+                args.workers,
+                write_plots_now=False,
+                selection_curves=args.selection_curves,
+            )
+            return 0
+        # ... and on a study of the same name with another direction, base config, space or K
+        study = open_study(storage, study_name)
+        with ClaimLock(store, study_name).holding():  # one machine records settings and enqueues the base
+            record_settings(study, settings)
+        finished = count(study)[0]
+        recorded_seeds = recorded_validate_seeds(study)
+        if finished >= args.trials and recorded_seeds is not None:
+            print(
+                f"nothing to do: study {study_name} has {plural(finished, 'finished trial')} "
+                f"(--trials {args.trials}) "
+                f"and "
+                f"a recorded pick ({study.user_attrs['pick']['pick']}, --validate-seeds {recorded_seeds}); "
+                f"best.yaml: {settings.study_dir / 'best.yaml'}. `--report` shows it, `--select` re-runs "
+                "the pick, a larger --trials extends the sweep"
+            )
+            return 0
+        settings = replace(settings, finished_at_start=finished)
+        wall = run_sweep(settings, args.workers, prog)
+        print(f"sweep wall time: {wall:.1f} s with {args.workers} worker(s)")
+        seeds = args.validate_seeds
+        if seeds is None:
+            seeds = DEFAULT_VALIDATE_SEEDS if recorded_seeds is None else recorded_seeds
+        select_and_write(
+            settings,
+            seeds,
+            args.workers,
+            write_plots_now=count(study)[0] > finished,
+            selection_curves=args.selection_curves,
+        )
     except SweepInterrupted as exc:
         finished = count(open_study(storage, study_name))[0]
         print(

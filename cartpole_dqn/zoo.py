@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -106,9 +107,48 @@ def zoo_block(
             f"{source}: Atari envs (the zoo's 'atari' block: AtariWrapper, frame stacking, CnnPolicy) "
             "are not supported by cartpole_dqn"
         )
-    if env_id not in data:
+    block_id = env_id if env_id in data else older_version(env_id, envs)
+    if block_id is None:
         raise ConfigError(f"{source} has no block for {env_id}; it has: {', '.join(envs)}")
-    return translate(data[env_id], env_id, f"{source} [{env_id}]", algorithm)
+    if block_id != env_id:
+        # Older zoo files tune e.g. LunarLander-v2, which Gymnasium 1.x replaced by -v3 (same task).
+        print(
+            f"note: {source} has no {env_id} block; using its {block_id} block (an earlier version of "
+            "the same env)",
+            file=sys.stderr,
+        )
+    return translate(data[block_id], env_id, f"{source} [{block_id}]", algorithm)
+
+
+def older_version(env_id: str, envs: list[str]) -> str | None:
+    """The newest block of an earlier version of ``env_id`` (``LunarLander-v2`` for ``-v3``), if any."""
+    match = re.match(r"^(.*)-v(\d+)$", env_id)
+    if match is None:
+        return None
+    name, version = match.group(1), int(match.group(2))
+    older = [(int(m.group(1)), e) for e in envs if (m := re.match(rf"^{re.escape(name)}-v(\d+)$", e))]
+    older = [(v, e) for v, e in older if v < version]
+    return max(older)[1] if older else None
+
+
+def flat_policy_kwargs(data: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A flat config with SB3's ``policy_kwargs`` (a mapping, or the zoo's ``"dict(...)"`` string)
+    read into our keys: ``net_arch``, ``n_quantiles`` (qrdqn) and, for the dueling policy,
+    ``stream_arch`` as ``dueling_stream_arch``."""
+    out = dict(data)
+    value = out.pop("policy_kwargs")
+    algorithm = str(out.get("algorithm", "dqn"))
+    if isinstance(value, dict) and "stream_arch" in value:
+        value = dict(value)
+        out_stream = value.pop("stream_arch")
+        if "dueling_stream_arch" in out:
+            raise ConfigError(f"{source}: stream_arch is given twice (dueling_stream_arch and policy_kwargs)")
+        out["dueling_stream_arch"] = out_stream
+    for key, item in _policy_kwargs(value, source, algorithm).items():
+        if key in out:
+            raise ConfigError(f"{source}: {key} is given twice (as {key} and in policy_kwargs)")
+        out[key] = item
+    return out
 
 
 def translate(block: Mapping[str, Any], env_id: str, where: str, algorithm: str = "dqn") -> dict[str, Any]:

@@ -347,3 +347,73 @@ def test_a_qrdqn_zoo_block_without_algorithm_qrdqn_is_one_clear_line() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(QRDQN_ZOO, {"env_id": "CartPole-v1"})
     assert "'n_quantiles' is a QR-DQN setting" in str(info.value) and "--algorithm qrdqn" in str(info.value)
+
+
+# --- zoo habits: policy_kwargs in a flat file, 5e4 on the command line, older env versions ---
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'policy_kwargs: "dict(net_arch=[128, 128])"\n',
+        "policy_kwargs:\n  net_arch: [128, 128]\n",
+        "policy_kwargs: {'net_arch': [128, 128]}\n",
+    ],
+)
+def test_a_flat_config_reads_policy_kwargs_as_the_zoo_writes_them(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "flat.yaml"
+    path.write_text("learning_rate: 0.001\n" + text)
+    config = load_config(path)
+    assert config.net_arch == [128, 128] and config.learning_rate == 0.001
+
+
+def test_a_flat_dueling_config_reads_stream_arch_from_policy_kwargs(tmp_path: Path) -> None:
+    path = tmp_path / "flat.yaml"
+    path.write_text("policy: DuelingMlpPolicy\npolicy_kwargs: {net_arch: [32], stream_arch: [16]}\n")
+    config = load_config(path)
+    assert config.net_arch == [32] and config.dueling_stream_arch == [16]
+
+
+def test_a_flat_config_giving_net_arch_twice_is_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "flat.yaml"
+    path.write_text("net_arch: [64]\npolicy_kwargs: dict(net_arch=[128])\n")
+    with pytest.raises(ConfigError, match="net_arch is given twice"):
+        load_config(path)
+    path.write_text("policy_kwargs: dict(activation_fn=nn.Tanh)\n")
+    with pytest.raises(ConfigError, match="activation_fn= is not a literal"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("module", ["train", "tune", "benchmark"])
+def test_integer_flags_take_5e4_as_yaml_does(module: str) -> None:
+    import importlib
+
+    parser = importlib.import_module(f"cartpole_dqn.{module}").build_parser()
+    args = parser.parse_args(["--total-timesteps", "5e4"])
+    assert (args.total_timesteps if module == "train" else args.timesteps) == 50_000
+    assert parser.parse_args(["--total-timesteps", "50_000"]) is not None
+
+
+def test_a_non_integer_flag_value_is_one_clear_line() -> None:
+    from cartpole_dqn.train import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["--total-timesteps", "5.5"])
+    assert exit_info.value.code == 2
+
+
+def test_an_older_zoo_files_v2_block_serves_v3_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dqn.yml"
+    path.write_text(
+        "LunarLander-v2:\n  n_timesteps: !!float 1e5\n  policy: 'MlpPolicy'\n  learning_rate: !!float 6.3e-4\n"
+        "CartPole-v1:\n  n_timesteps: !!float 5e4\n  policy: 'MlpPolicy'\n"
+    )
+    config = load_config(path, {"env_id": "LunarLander-v3"})
+    assert config.env_id == "LunarLander-v3" and config.learning_rate == pytest.approx(6.3e-4)
+    assert config.total_timesteps == 100_000
+    err = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(err) == 1 and "no LunarLander-v3 block; using its LunarLander-v2 block" in err[0]
+    with pytest.raises(ConfigError, match="has no block for Acrobot-v1"):
+        load_config(path, {"env_id": "Acrobot-v1"})

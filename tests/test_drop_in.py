@@ -125,3 +125,50 @@ def test_optimize_memory_usage_trains_as_stock_does(algorithm: str) -> None:
         kwargs["policy_kwargs"]["n_quantiles"] = 5
         ours = assert_same_training(QRDQN, QRDQNAgent, "cartpole", **kwargs)
     assert type(ours.replay_buffer).__name__ == "ReplayBuffer"
+
+
+# --- the library learns with the CLI's thread count ---
+
+
+class ThreadsSeen:
+    """An SB3 callback that records torch's CPU thread count while ``learn`` runs."""
+
+    def __new__(cls) -> Any:
+        from stable_baselines3.common.callbacks import BaseCallback
+
+        class _Seen(BaseCallback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.threads: set[int] = set()
+
+            def _on_step(self) -> bool:
+                self.threads.add(th.get_num_threads())
+                return True
+
+        return _Seen()
+
+
+@pytest.mark.parametrize("cls", [DQNAgent, QRDQNAgent])
+def test_agents_learn_with_one_torch_thread_by_default_and_restore_the_callers(cls: Any) -> None:
+    """The CLI trains with one thread (fastest for small MLPs, and not starved on a busy machine);
+    a Python script gets the same by default, and its own setting back afterwards."""
+    previous = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+        seen = ThreadsSeen()
+        cls("MlpPolicy", env, **{**COMMON, "learning_starts": 10}).learn(40, callback=seen)
+        assert seen.threads == {1} and th.get_num_threads() == 2
+        untouched = ThreadsSeen()
+        cls("MlpPolicy", env, torch_threads=None, **COMMON).learn(20, callback=untouched)
+        assert untouched.threads == {2}
+        with pytest.raises(ValueError, match="torch_threads must be None or an integer >= 1, got 0"):
+            cls("MlpPolicy", env, torch_threads=0, **COMMON)
+    finally:
+        th.set_num_threads(previous)
+
+
+def test_torch_threads_is_saved_with_the_agent(tmp_path: Any) -> None:
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+    DQNAgent("MlpPolicy", env, torch_threads=None, **COMMON).save(tmp_path / "agent.zip")
+    assert DQNAgent.load(tmp_path / "agent.zip").torch_threads is None

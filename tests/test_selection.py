@@ -25,7 +25,9 @@ from cartpole_dqn.tuning.selection import (
     BASE,
     Candidate,
     SeedOutcome,
+    Selection,
     candidates,
+    censored_text,
     config_digest,
     decide,
     selection_table,
@@ -279,3 +281,54 @@ def test_candidates_are_the_base_then_distinct_top_trials() -> None:
     assert len({config_digest(c.config) for c in got}) == 4
     assert config_digest(base) == config_digest(base.replace(seed=123))  # the seed is not part of it
     assert math.isfinite(got[1].sweep_value or math.nan)
+
+
+# --- every figure right: unsolved majorities, the budget with a tolerance, one answer per study ---
+
+
+def test_an_estimate_with_half_or_more_seeds_unsolved_says_unsolved_not_a_step_count() -> None:
+    """11 of 20 unsolved used to print "39,802 (95% CI 18,712-49,771)"; all unsolved, "50,000"."""
+    base = cand(BASE)
+    got = decide([base], {BASE: outcomes([4000] * 10)}, SEEDS)  # type: ignore[arg-type]
+    eleven = outcomes([3000] * 9 + [None] * 11, first_seed=950_000)  # type: ignore[list-item]
+    text = got.confirmed(eleven).estimate_text()
+    assert "unsolved (more than the 50,000-step budget)" in text and "9/20 solved" in text
+    assert not any(ch.isdigit() for ch in text.split("unsolved", 1)[0]), text
+    everything = got.confirmed(outcomes([None] * 20, first_seed=950_000)).estimate_text()
+    assert "unsolved (more than the 50,000-step budget)" in everything and "50,000 steps" not in everything
+    assert "(Harrell-Davis" in got.confirmed(outcomes([3000] * 11 + [None] * 9)).estimate_text()
+
+
+def test_a_figure_within_half_a_step_of_the_budget_is_unsolved() -> None:
+    assert censored_text(49_999.99999, 50_000) == "unsolved"
+    assert censored_text(50_000.0, 50_000) == "unsolved" and censored_text(49_000.0, 50_000) == "49,000"
+
+
+def test_a_median_never_averages_a_solve_with_the_budget() -> None:
+    """An even count with exactly half unsolved: np.median printed 35,000, a figure no run reached."""
+    half = outcomes([20_000] * 5 + [None] * 5)  # type: ignore[list-item]
+    fewer = outcomes([20_000] * 6 + [None] * 4)  # type: ignore[list-item]
+    got = decide([cand(BASE), cand("trial-1", 1, gamma=0.98)], {BASE: half, "trial-1": fewer}, SEEDS)
+    base_row, other = got.rows
+    assert math.isinf(base_row.median_steps) and other.median_steps == 20_000
+    table = selection_table(got, 475.0)
+    assert "| unsolved [" in table and "35,000" not in table
+
+
+def test_the_estimate_does_not_depend_on_the_order_the_runs_finished_in() -> None:
+    got = decide([cand(BASE)], {BASE: outcomes([4000] * 10)}, SEEDS)  # type: ignore[arg-type]
+    runs = outcomes([3000, 4000, 9000, 5000, 2000, None, 7000, 3000], first_seed=950_000)  # type: ignore[list-item]
+    shuffled = [runs[i] for i in (3, 7, 0, 5, 1, 6, 2, 4)]
+    assert got.confirmed(runs) == got.confirmed(shuffled)
+
+
+def test_a_recorded_selection_renders_the_same_table() -> None:
+    """``tune --report`` re-renders the study's recorded selection: the same figures every time."""
+    base = [4000, 3000, None, 4000, 3000, 6000, None, 5000, None, None]
+    cands = [cand(BASE), cand("trial-7", 1, gamma=0.98)]
+    got = decide(cands, {BASE: outcomes(base), "trial-7": outcomes([3000] * 10)}, SEEDS)  # type: ignore[arg-type]
+    got = got.confirmed(outcomes([3000, None, 4000], first_seed=950_000))  # type: ignore[list-item]
+    import json
+
+    again = Selection.from_dict(json.loads(json.dumps(got.to_dict(), allow_nan=False)))
+    assert selection_table(again, 475.0) == selection_table(got, 475.0)

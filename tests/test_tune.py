@@ -101,9 +101,10 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     progress = [line for line in result.stderr.splitlines() if line.startswith("trial ")]
     assert [line.split()[1] for line in progress] == ["1/3", "2/3", "3/3"], result.stderr
     assert all("seeds solved" in line and "ETA" in line for line in progress)
-    # The same command again resumes: the study already has 3 finished trials, so nothing runs.
+    # The same command again: the study has its 3 finished trials and a recorded pick, nothing to do.
     again = run_module("cartpole_dqn.tune", "--trials", "3", *TINY, "--study-name", "tiny", cwd=workdir)
     assert again.returncode == 0, again.stderr
+    assert "nothing to do: study tiny has 3 finished trials" in again.stdout
     assert len(load(workdir, "tiny").trials) == 3
     # --trials is the total: asking for 4 runs exactly one more (quietly, with --no-progress).
     more = run_module(
@@ -113,10 +114,19 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     assert finished(load(workdir, "tiny")) == 4
     assert not any(line.startswith("trial ") for line in more.stderr.splitlines())
 
+    sweep_pick = (folder / "best.yaml").read_text()
+    kept_before = set(folder.glob("best-*.yaml"))
     report = run_module(
-        "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
+        "cartpole_dqn.tune", "--select", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
     )
     assert report.returncode == 0 and "4 finished" in report.stdout, report.stderr
+    # it says what it will train before it starts, and keeps the sweep's best.yaml, which differs
+    plan = next(line for line in report.stdout.splitlines() if line.startswith("selection: "))
+    assert "x 2 fresh seeds" in plan and "runs to train (0 recorded in the study)" in plan
+    assert "about " in plan and "no TensorBoard curves" in plan
+    (kept,) = set(folder.glob("best-*.yaml")) - kept_before
+    assert kept.read_text() == sweep_pick and f"kept as {kept.relative_to(workdir)}" in report.stdout
+    assert not (workdir / "tensorboard_logs" / "tune" / "tiny" / "selection").exists()
     assert "rank agreement of the sweep's top trials (Kendall's tau, sweep vs fresh seeds)" in report.stdout
     selection = json.loads((folder / "selection.json").read_text())
     assert selection["seeds"] == validation_seeds(2)
@@ -134,13 +144,22 @@ def test_tiny_sweep_end_to_end_and_resume(workdir: Path) -> None:
     )  # + the estimate
     assert study.user_attrs["pick"]["pick"] == selection["pick"]
     assert "select " in report.stderr  # progress lines while re-training
-    # A second report re-uses the recorded runs: nothing is trained again, the answer is the same.
-    again = run_module(
-        "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "2", cwd=workdir
-    )
+    # A second selection re-uses the recorded runs: nothing is trained again, the answer is the same.
+    again = run_module("cartpole_dqn.tune", "--select", "--study-name", "tiny", cwd=workdir)
     assert again.returncode == 0, again.stderr
     assert "select " not in again.stderr and len(list((folder / "selection").iterdir())) == len(runs)
-    assert json.loads((folder / "selection.json").read_text())["pick"] == selection["pick"]
+    assert json.loads((folder / "selection.json").read_text()) == selection
+    assert len(list(folder.glob("best-*.yaml"))) == len(kept_before) + 1  # the same pick: nothing kept
+    # --report shows what is recorded: it trains nothing and writes nothing, whatever N it is given.
+    before = tree_digest(workdir / "experiments")
+    shown = run_module(
+        "cartpole_dqn.tune", "--report", "--study-name", "tiny", "--validate-seeds", "5", cwd=workdir
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert tree_digest(workdir / "experiments") == before and "select " not in shown.stderr
+    table = (folder / "selection.md").read_text().strip()
+    assert table in shown.stdout  # the recorded selection table, the same figures
+    assert "made with --validate-seeds 2" in shown.stdout
 
 
 def test_best_yaml_runs_unchanged_with_train(workdir: Path) -> None:
@@ -385,14 +404,15 @@ def test_optuna_dashboard_wsgi_app_lists_our_study(workdir: Path) -> None:
 def test_the_study_records_its_base_config_and_refuses_to_mix_in_others(workdir: Path) -> None:
     first = run_module("cartpole_dqn.tune", "--trials", "1", *TINY, "--study-name", "rec", cwd=workdir)
     assert first.returncode == 0, first.stderr
+    assert "plot: param_importances skipped (it needs two or more completed trials" in first.stdout
     study = load(workdir, "rec")
     assert study.user_attrs["space"] == "core"
     assert RunConfig.from_mapping(study.user_attrs["base_config"]).total_timesteps == 2000
 
-    # A report run with another budget writes the best.yaml of what the study ran, not of its flags.
+    # A selection run with another budget writes the best.yaml of what the study ran, not of its flags.
     report = run_module(
         "cartpole_dqn.tune",
-        "--report",
+        "--select",
         "--study-name",
         "rec",
         "--timesteps",

@@ -24,6 +24,7 @@ from cartpole_dqn.dqn.explicit import ExplicitQNetwork, explicit_network
 from cartpole_dqn.dqn.optim import FlatAdam
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
+from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
 from cartpole_dqn.errors import DivergenceError
 
 aten = th.ops.aten
@@ -55,6 +56,9 @@ class DQNAgent(DQN):
     """SB3 ``DQN`` plus Double-DQN and prioritized replay; every other SB3 tool keeps working.
 
     :param double_q: use the Double-DQN target (van Hasselt et al. 2016)
+    :param torch_threads: torch CPU threads while ``learn`` runs (then restored): 1, as the command
+        line uses, is fastest for the small MLPs of classic-control tasks; None leaves torch's own
+        setting (one per core) alone
     All other parameters are SB3 ``DQN``'s. Pass ``replay_buffer_class=PrioritizedReplayBuffer``
     for prioritized replay: the loss is then weighted by the importance-sampling weights, the
     priorities are updated from |TD error| after every gradient step, and beta is annealed to 1
@@ -67,8 +71,11 @@ class DQNAgent(DQN):
         "DuelingMlpPolicy": DuelingDQNPolicy,
     }
 
-    def __init__(self, *args: Any, double_q: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, double_q: bool = False, torch_threads: int | None = 1, **kwargs: Any
+    ) -> None:
         self.double_q = double_q
+        self.torch_threads = check_torch_threads(torch_threads)
         self._explicit: tuple[ExplicitQNetwork, ExplicitQNetwork] | None = None
         self._explicit_key: tuple[int, ...] = ()
         self._explicit_params: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
@@ -79,6 +86,11 @@ class DQNAgent(DQN):
             policy_kwargs["optimizer_class"] = FlatAdam
             policy_kwargs.setdefault("optimizer_kwargs", {"fused": True})
         super().__init__(*args, **{**kwargs, "policy_kwargs": policy_kwargs})
+
+    def learn(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``learn`` with ``torch_threads`` CPU threads (see :mod:`cartpole_dqn.dqn.threads`)."""
+        with torch_threads(self.torch_threads):
+            return super().learn(*args, **kwargs)
 
     @property
     def prioritized(self) -> bool:

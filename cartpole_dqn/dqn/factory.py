@@ -83,4 +83,5 @@ def build_agent(config: RunConfig, env: VecEnv, verbose: int = 0) -> OffPolicyAl
     cls = agent_class(config)
     if cls in (DQNAgent, QRDQNAgent):
         kwargs["double_q"] = config.double_q
+        kwargs["torch_threads"] = config.torch_threads
     return cls(config.policy, env, verbose=verbose, **kwargs)

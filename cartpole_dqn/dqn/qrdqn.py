@@ -21,6 +21,7 @@ from stable_baselines3.common.policies import BasePolicy
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
+from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
 from cartpole_dqn.errors import DivergenceError
 
 
@@ -69,6 +70,9 @@ class QRDQNAgent(QRDQN):
     """sb3-contrib ``QRDQN`` plus prioritized replay and a Double target; every SB3 tool keeps working.
 
     :param double_q: the Double target (online net's mean picks a*, target net's quantiles value it)
+    :param torch_threads: torch CPU threads while ``learn`` runs (then restored): 1, as the command
+        line uses, is fastest for the small MLPs of classic-control tasks; None leaves torch's own
+        setting (one per core) alone
     All other parameters are sb3-contrib ``QRDQN``'s. Pass
     ``replay_buffer_class=PrioritizedReplayBuffer`` for prioritized replay (Schaul et al. 2016,
     arXiv:1511.05952): each sample's loss is weighted by its importance-sampling weight, and its
@@ -84,9 +88,17 @@ class QRDQNAgent(QRDQN):
         "DuelingMlpPolicy": DuelingQRDQNPolicy,
     }
 
-    def __init__(self, *args: Any, double_q: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, double_q: bool = False, torch_threads: int | None = 1, **kwargs: Any
+    ) -> None:
         self.double_q = double_q
+        self.torch_threads = check_torch_threads(torch_threads)
         super().__init__(*args, **kwargs)
+
+    def learn(self, *args: Any, **kwargs: Any) -> Any:
+        """SB3's ``learn`` with ``torch_threads`` CPU threads (see :mod:`cartpole_dqn.dqn.threads`)."""
+        with torch_threads(self.torch_threads):
+            return super().learn(*args, **kwargs)
 
     @property
     def prioritized(self) -> bool:

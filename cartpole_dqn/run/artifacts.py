@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
@@ -132,9 +133,19 @@ def lock_run(run_dir: Path) -> None:
     _held[key] = handle
 
 
+@atexit.register
+def _release_held_runs() -> None:
+    """A command that stops with an error (a corrupt checkpoint, say) leaves no ``.lock`` behind."""
+    for run_dir in list(_held):
+        release_run(run_dir)
+
+
 def release_run(run_dir: Path) -> None:
+    """Give up the run's lock and remove its ``.lock`` file (while still holding it, so no process
+    that waits on it finds it half gone), leaving a finished run folder without it."""
     handle = _held.pop(run_dir.resolve(), None)
     if handle is not None:
+        (run_dir / RUN_LOCK).unlink(missing_ok=True)
         handle.close()
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import warnings
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,19 @@ def load_model(path: Path) -> Any:
     except Exception as exc:  # corrupt archive, missing members, unpickling failures
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"cannot load model {path}: {reason}", about="model") from None
+
+
+@contextmanager
+def readable(what: str, path: Path) -> Iterator[None]:
+    """Turn any failure to read ``path`` (a model zip, a pickled replay buffer: corrupt, truncated,
+    from another version) into one :class:`UsageError` line naming the file."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"cannot read {what} {path}: {reason}", about="run_dir") from None
 
 
 def model_config(model_path: Path) -> RunConfig | None:

@@ -26,6 +26,7 @@ class RunSpec:
     config: RunConfig
     runs_root: Path
     log_root: Path
+    tensorboard: bool = True  # False: no TensorBoard curves for this run
 
     @property
     def run_name(self) -> str:
@@ -40,8 +41,11 @@ def run_spec(spec: RunSpec) -> RunResult:
     from cartpole_dqn.run.runner import train_new_run
 
     config, env = resolve_env(spec.config)
-    paths = allocate_run(spec.runs_root, spec.log_root, None, spec.run_name)
-    return train_new_run(config, env, paths, record_divergence=True)
+    # Without curves nothing is created under log_root: the run folder stands in for its TensorBoard
+    # folder, which is never written.
+    log_root = spec.log_root if spec.tensorboard else spec.runs_root
+    paths = allocate_run(spec.runs_root, log_root, None, spec.run_name)
+    return train_new_run(config, env, paths, record_divergence=True, tensorboard=spec.tensorboard)
 
 
 class RunsInterrupted(Exception):

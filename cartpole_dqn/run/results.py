@@ -63,4 +63,14 @@ class RunResult:
 
     @classmethod
     def read(cls, path: Path) -> RunResult:
-        return cls.from_dict(json.loads(path.read_text()))
+        """A run's results file; an unreadable or malformed one is a one-line :class:`UsageError`."""
+        from cartpole_dqn.errors import UsageError
+
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+            return cls.from_dict(data)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"results file {path} is unreadable: {reason}", about="run_dir") from None

@@ -33,6 +33,7 @@ from cartpole_dqn.run.checkpoints import (
 from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.run.evaluation import EvalResult, evaluate_policy, is_solved
 from cartpole_dqn.run.interrupt import RunInterrupted
+from cartpole_dqn.run.models import readable
 from cartpole_dqn.run.results import RunResult
 from cartpole_dqn.run.solve import SolveCallback, SolveState, save_model_atomic
 
@@ -49,6 +50,7 @@ def train_new_run(
     callback: BaseCallback | None = None,
     callback_after_eval: BaseCallback | None = None,
     record_divergence: bool = False,
+    tensorboard: bool = True,
 ) -> RunResult:
     """Train a new run, save its best checkpoint and config, re-evaluate the checkpoint, write results.
 
@@ -56,12 +58,14 @@ def train_new_run(
     :param callback_after_eval: run after every evaluation; returning False stops training
     :param record_divergence: a run that diverges (:class:`DivergenceError`) ends with an unsolved
         result naming the divergence instead of raising (many-seed experiments count it and go on)
+    :param tensorboard: False: no TensorBoard curves (e.g. a tuner's selection re-trainings, which
+        would bury the user's own runs in TensorBoard's run selector)
     """
     th.set_num_threads(config.torch_threads)
     start = time.perf_counter()
     write_atomic(paths.config, config.to_yaml())
     agent = build_agent(config, make_train_env(config))
-    agent.set_logger(tensorboard_logger(paths.tensorboard_dir, config=config))
+    agent.set_logger(tensorboard_logger(paths.tensorboard_dir if tensorboard else None, config=config))
     solve = solve_callback(config, env, paths, verbose, callback_after_eval)
     diverged = None
     try:
@@ -112,10 +116,11 @@ def continue_run(
     th.set_num_threads(config.torch_threads)
     steps = previous.total_steps
     final = paths.run_dir / FINAL_MODEL
+    with readable("the final model", final):  # before anything is written
+        agent = agent_class(config).load(final, env=make_train_env(config), device=config.device)
     shutil.copyfile(final, paths.run_dir / f"final_model-{steps}.zip")
     shutil.copyfile(paths.results, paths.run_dir / f"results-{steps}.json")
     write_atomic(paths.config, config.to_yaml())
-    agent = agent_class(config).load(final, env=make_train_env(config), device=config.device)
     agent.set_logger(tensorboard_logger(paths.tensorboard_dir, purge_step=steps + 1))
     solve = solve_callback(config, env, paths, verbose, None)
     state = SolveState(
@@ -149,8 +154,10 @@ def carry_on(
 def load_checkpointed_agent(config: RunConfig, checkpoint: Path, saved: CheckpointState) -> BaseAlgorithm:
     """The checkpointed agent with its replay buffer and random streams, ready to continue."""
     train_env = make_train_env(config)
-    agent = agent_class(config).load(checkpoint / "model.zip", env=train_env, device=config.device)
-    agent.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    with readable("the checkpoint's model", checkpoint / "model.zip"):
+        agent = agent_class(config).load(checkpoint / "model.zip", env=train_env, device=config.device)
+    with readable("the checkpoint's replay buffer", checkpoint / "replay_buffer.pkl"):
+        agent.load_replay_buffer(checkpoint / "replay_buffer.pkl")
     assert agent.replay_buffer is not None
     end_episodes_at_the_seam(agent.replay_buffer)  # the envs start new episodes here
     restore_rng_state(agent, saved.rng)  # load() reseeded everything from the seed
@@ -187,9 +194,14 @@ def learn(
     progress_bar: bool,
     callback: BaseCallback | None,
 ) -> None:
-    callbacks: BaseCallback = solve if callback is None else CallbackList([solve, callback])
+    from cartpole_dqn.run.progress_bar import TrainingProgressBar
+
+    extra = [] if callback is None else [callback]
+    if progress_bar:
+        extra.append(TrainingProgressBar(solve))
+    callbacks: BaseCallback = CallbackList([solve, *extra]) if extra else solve
     try:
-        agent.learn(steps, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=fresh)
+        agent.learn(steps, callback=callbacks, reset_num_timesteps=fresh)
     finally:
         agent.logger.close()
         assert agent.env is not None
@@ -272,12 +284,14 @@ def finish(
 
 
 def tensorboard_logger(
-    folder: Path, purge_step: int | None = None, config: RunConfig | None = None
+    folder: Path | None, purge_step: int | None = None, config: RunConfig | None = None
 ) -> Logger:
     """SB3's TensorBoard logger; with ``purge_step``, events at or after that step from an interrupted
     earlier session are hidden, so a resumed run's curves have no duplicated steps. With ``config``,
     the run's config is written as text (TensorBoard's Text tab, tag ``config``), so a curve can be
-    traced to the exact settings that drew it."""
+    traced to the exact settings that drew it. Without a folder: a logger that writes nothing."""
+    if folder is None:
+        return Logger(folder=None, output_formats=[])
     output = TensorBoardOutputFormat(str(folder))
     if purge_step is not None:
         from torch.utils.tensorboard import SummaryWriter

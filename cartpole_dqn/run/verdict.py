@@ -8,6 +8,12 @@ if TYPE_CHECKING:
     from cartpole_dqn.run.results import RunResult
 
 
+def plural(n: int, word: str, bare: bool = False) -> str:
+    """``1 seed``, ``2 seeds``, ``1,000 episodes`` (``bare``: the word alone)."""
+    text = word if n == 1 else f"{word}s"
+    return text if bare else f"{n:,} {text}"
+
+
 def verdict_lines(
     label: str,
     mean: float,
@@ -19,8 +25,8 @@ def verdict_lines(
     hi: float | None = None,
 ) -> list[str]:
     """Lines comparing a mean return with the solve threshold and (if known) the maximum return."""
-    spread = f" (min {lo:g}, max {hi:g})" if lo is not None and hi is not None else ""
-    lines = [f"  {label:<18}{mean:.1f} ± {std:.1f} over {episodes} episodes{spread}"]
+    spread = f" (min {lo:.1f}, max {hi:.1f})" if lo is not None and hi is not None else ""
+    lines = [f"  {label:<18}{mean:.1f} ± {std:.1f} over {plural(episodes, 'episode')}{spread}"]
     status = "PASS" if mean >= threshold else "FAIL"
     lines.append(f"  {'vs threshold':<18}{status}: {mean:.1f} vs {threshold:g} ({mean - threshold:+.1f})")
     if max_return is not None:

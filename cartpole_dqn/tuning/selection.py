@@ -17,16 +17,20 @@ tuner does not trust that ranking for its answer:
    base config itself when none does: the answer never loses to where the user started;
 5. the estimate reported for the pick is its median steps to solve (unsolved counted as the budget;
    the Harrell-Davis estimate, Harrell & Davis 1982: steps come in multiples of the evaluation
-   interval, where a sample median jumps a whole interval) with a bootstrap 95% CI, on fresh seeds
-   that did not choose it, never the sweep's value: the pick
-   is re-trained on ``N`` more seeds (:func:`cartpole_dqn.tuning.seeds.confirmation_seeds`); a
-   winning candidate's estimate is those seeds alone, since its selection-seed median is the best of
-   several and optimistic (measured: 2,000 there, 3,000 on held-out seeds); the base config, which
-   is not chosen for its results, counts its selection seeds too (2N seeds: one fixed set of 20 seeds
-   gave the default 3,000, another 4,500).
+   interval, where a sample median jumps a whole interval) with a bootstrap 95% CI, measured on
+   ``N`` more seeds that did not take part in the decision
+   (:func:`cartpole_dqn.tuning.seeds.confirmation_seeds`), never the sweep's value nor the
+   selection seeds: a winning candidate's selection-seed median is the best of several, and the
+   base config is kept precisely when no candidate beat it on those seeds, so its results there are
+   a selected sample too. When half or more of those seeds are unsolved the estimate is "unsolved
+   (more than the budget)", never a step count.
+
+The table shows each candidate's sample median on the selection seeds (an unsolved run counting as
+slower than any solve; "unsolved" when half or more are): the figures the decision was made on.
 
 Every finished re-training run is recorded in the study (user attribute ``selection:<config
-digest>:<seed>``), so an interrupted selection, or a ``--report`` of a finished one, re-uses it.
+digest>:<seed>``), so an interrupted or extended selection re-uses it; the finished selection is
+recorded as the study attribute ``selection``, which ``tune --report`` shows without training.
 """
 
 from __future__ import annotations
@@ -43,12 +47,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cartpole_dqn.benchmarking.stats import (
+    bootstrap_censored_median_ci,
     bootstrap_harrell_davis_ci,
     bootstrap_median_ci,
+    censored_median,
     harrell_davis_median,
+    unsolved_majority,
     wilcoxon_signed_rank_p,
 )
 from cartpole_dqn.config import RunConfig
+from cartpole_dqn.run.verdict import plural
 
 if TYPE_CHECKING:
     import optuna
@@ -87,6 +95,13 @@ class SeedOutcome:
     stays_solved: bool
     budget: int
     eval_mean: float
+    train_wall_s: float | None = None  # the run's whole training wall (None: recorded by an earlier version)
+    diverged: bool = False
+
+    @property
+    def solve_or_none(self) -> float | None:
+        """Steps to solve, None when unsolved (for the censored medians)."""
+        return float(self.steps_to_solve) if self.solved and self.steps_to_solve is not None else None
 
     @property
     def censored_steps(self) -> float:
@@ -110,6 +125,8 @@ class SeedOutcome:
             stays_solved=solved and result.stays_solved,
             budget=result.budget,
             eval_mean=result.eval_mean,
+            train_wall_s=result.train_wall_s,
+            diverged=result.diverged is not None,
         )
 
 
@@ -123,8 +140,8 @@ class Row:
     sweep_value: float | None
     sweep_estimate: float
     outcomes: list[SeedOutcome]
-    median_steps: float = math.nan  # unsolved = budget
-    median_ci95: tuple[float, float] = (math.nan, math.nan)
+    median_steps: float = math.nan  # sample median on the selection seeds; inf: half or more unsolved
+    median_ci95: tuple[float, float] = (math.nan, math.nan)  # a bound may be inf (unsolved)
     solved: int = 0
     stays_solved: int = 0
     paired_median: float | None = None  # base - candidate steps, per seed; > 0: the candidate is faster
@@ -158,33 +175,85 @@ class Selection:
     def picked(self) -> Row:
         return next(row for row in self.rows if row.label == self.pick)
 
+    @property
+    def estimate_unsolved(self) -> bool:
+        """Half or more of the estimate's seeds unsolved: its median is "unsolved", not a step count."""
+        runs = len(self.estimate_seeds)
+        return unsolved_majority(runs - self.estimate_solved, runs)
+
     def estimate_text(self) -> str:
         low, high = self.estimate_ci95
         seeds, budget = self.estimate_seeds, self.estimate_budget
         runs = len(seeds)
+        where = (
+            f"on {plural(runs, 'fresh seed')} ({seed_ranges(seeds)}), {self.estimate_solved}/{runs} solved, "
+            f"{self.estimate_stays_solved}/{runs} stay solved"
+        )
+        if self.estimate_unsolved:
+            return f"median steps to solve: unsolved (more than the {budget:,}-step budget) {where}"
         return (
             f"median {censored_text(self.estimate_median, budget)} steps to solve (Harrell-Davis; 95% CI "
             f"{censored_text(low, budget)}–{censored_text(high, budget)}; unsolved = the {budget:,}-step "
-            f"budget) on {runs} fresh seeds ({seed_ranges(seeds)}), {self.estimate_solved}/{runs} solved, "
-            f"{self.estimate_stays_solved}/{runs} stay solved"
+            f"budget) {where}"
         )
 
     def confirmed(self, outcomes: Sequence[SeedOutcome]) -> Selection:
         """This selection with the pick's estimate taken from ``outcomes``: the pick re-trained on seeds
-        that did not choose it."""
-        steps = [o.censored_steps for o in outcomes]
+        that did not take part in the decision (in seed order, so the bootstrap is the same however
+        the runs finished)."""
+        runs = sorted(outcomes, key=lambda o: o.seed)
+        steps = [o.censored_steps for o in runs]
         return replace(
             self,
             estimate_median=harrell_davis_median(steps),
             estimate_ci95=bootstrap_harrell_davis_ci(steps, np.random.default_rng(1)),
-            estimate_solved=sum(o.solved for o in outcomes),
-            estimate_stays_solved=sum(o.stays_solved for o in outcomes),
-            estimate_seeds=sorted(o.seed for o in outcomes),
-            estimate_budget=outcomes[0].budget,
+            estimate_solved=sum(o.solved for o in runs),
+            estimate_stays_solved=sum(o.stays_solved for o in runs),
+            estimate_seeds=[o.seed for o in runs],
+            estimate_budget=runs[0].budget,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Strict JSON: a median or bound that is "unsolved", a sweep estimate that is "never" (both
+        ``inf`` here) and an undefined rank agreement (``nan``) are written as null."""
+        return _json_ready(asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Selection:
+        """The selection :meth:`to_dict` wrote (as recorded in the study)."""
+        rows = []
+        for raw in data["rows"]:
+            row = dict(raw)
+            row["outcomes"] = [SeedOutcome(**o) for o in row["outcomes"]]
+            row["median_steps"] = _inf_if_none(row["median_steps"])
+            row["median_ci95"] = tuple(_inf_if_none(v) for v in row["median_ci95"])
+            row["sweep_estimate"] = _inf_if_none(row["sweep_estimate"])
+            if row["paired_ci95"] is not None:
+                row["paired_ci95"] = tuple(row["paired_ci95"])
+            rows.append(Row(**row))
+        tau = data.get("kendall_tau")
+        return cls(
+            **{
+                **data,
+                "rows": rows,
+                "estimate_ci95": tuple(data["estimate_ci95"]),
+                "kendall_tau": math.nan if tau is None else tau,
+            }
+        )
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    return value
+
+
+def _inf_if_none(value: float | None) -> float:
+    return math.inf if value is None else value
 
 
 def seed_results(trial: optuna.trial.FrozenTrial) -> list[dict[str, Any]]:
@@ -249,7 +318,7 @@ def decide(cands: Sequence[Candidate], outcomes: dict[str, list[SeedOutcome]], s
     rows: list[Row] = []
     for cand in cands:
         runs = sorted(outcomes[cand.label], key=lambda o: o.seed)
-        steps = [o.censored_steps for o in runs]
+        solves = [o.solve_or_none for o in runs]
         rows.append(
             Row(
                 cand.label,
@@ -258,8 +327,8 @@ def decide(cands: Sequence[Candidate], outcomes: dict[str, list[SeedOutcome]], s
                 cand.sweep_value,
                 cand.sweep_estimate,
                 runs,
-                median_steps=float(np.median(steps)),
-                median_ci95=bootstrap_median_ci(steps, rng),
+                median_steps=censored_median(solves),
+                median_ci95=bootstrap_censored_median_ci(solves, rng),
                 solved=sum(o.solved for o in runs),
                 stays_solved=sum(o.stays_solved for o in runs),
             )
@@ -296,7 +365,8 @@ def decide(cands: Sequence[Candidate], outcomes: dict[str, list[SeedOutcome]], s
         )
         low, high = pick.paired_ci95 or (math.nan, math.nan)
         reason = (
-            f"{pick.label} beats the base config on {n_seeds} fresh seeds: median {pick.paired_median:,.0f} "
+            f"{pick.label} beats the base config on {plural(n_seeds, 'fresh seed')}: "
+            f"median {pick.paired_median:,.0f} "
             f"fewer steps to solve (95% CI {low:+,.0f} to {high:+,.0f}), faster on {pick.faster_on}, slower "
             f"on {pick.slower_on}; one-sided Wilcoxon signed-rank p = {pick.p_value:.4f} <= "
             f"{pick.holm_level:.4f} (Holm, alpha {ALPHA})"
@@ -304,7 +374,8 @@ def decide(cands: Sequence[Candidate], outcomes: dict[str, list[SeedOutcome]], s
     else:
         pick = base
         reason = (
-            f"no candidate beat the base config on {n_seeds} fresh seeds (paired one-sided Wilcoxon "
+            f"no candidate beat the base config on {plural(n_seeds, 'fresh seed')} "
+            f"(paired one-sided Wilcoxon "
             f"signed-rank, Holm-corrected alpha {ALPHA}): best.yaml is the base config"
         )
     ranked_rows = [r for r in trials if r.sweep_rank is not None]
@@ -330,7 +401,7 @@ def fresh_ranks(outcomes: Sequence[Sequence[SeedOutcome]]) -> list[int]:
     keys = [
         (
             -sum(o.solved for o in runs),
-            float(np.median([o.censored_steps for o in runs])),
+            censored_median([o.solve_or_none for o in runs]),
             statistics.mean(o.censored_steps for o in runs),
         )
         for runs in outcomes
@@ -361,8 +432,9 @@ def seed_ranges(seeds: Sequence[int]) -> str:
 
 
 def censored_text(steps: float, budget: int) -> str:
-    """A median or bound of censored steps to solve: at the budget it means "not solved"."""
-    return "unsolved" if steps >= budget else f"{steps:,.0f}"
+    """A median or bound of censored steps to solve: at the budget (within half a step, so a weighted
+    sum of budgets that lands at 49,999.99999 is still the budget) or above it means "not solved"."""
+    return "unsolved" if steps >= budget - 0.5 else f"{steps:,.0f}"
 
 
 def steps_text(steps: float | None) -> str:
@@ -374,11 +446,13 @@ def steps_text(steps: float | None) -> str:
 def selection_table(selection: Selection, threshold: float) -> str:
     seeds = selection.seeds
     lines = [
-        f"selection on {len(seeds)} fresh seeds {seeds[0]}..{seeds[-1]} (never used by the sweep; threshold "
-        f"{threshold:g}; steps to solve with unsolved = budget; paired: base − candidate per seed)",
+        f"selection on {plural(len(seeds), 'fresh seed')} {seeds[0]}..{seeds[-1]} "
+        f"(never used by the sweep; threshold "
+        f'{threshold:g}; median: the sample median of steps to solve on these seeds, "unsolved" when '
+        f"half or more are; paired: base − candidate per seed, unsolved = the budget)",
         "",
         "| candidate | sweep rank | sweep value | sweep estimate (tuning seeds) "
-        "| fresh median steps [95% CI] | solved | stays solved | paired median vs base [95% CI] "
+        "| median steps, selection seeds [95% CI] | solved | stays solved | paired median vs base [95% CI] "
         "| faster / slower | Wilcoxon p (Holm level) | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -409,7 +483,8 @@ def selection_table(selection: Selection, threshold: float) -> str:
     lines += [
         "",
         f"pick: {selection.reason}",
-        f"estimate for the pick: {selection.estimate_text()}",
+        f"estimate for the pick: {selection.estimate_text()}; measured on seeds that took no part in the "
+        "decision, so it can differ from the pick's median in the table, which is on the seeds that chose it",
         f"rank agreement of the sweep's top trials (Kendall's tau, sweep vs fresh seeds): "
         f"{'-' if math.isnan(tau) else f'{tau:+.2f}'}",
     ]
@@ -428,8 +503,10 @@ def run_selection(
     log_root: Path,
     jobs: int,
     on_result: Callable[[str, SeedOutcome, int, int], None] | None = None,
+    curves: bool = False,
 ) -> dict[str, list[SeedOutcome]]:
-    """Every candidate's outcome on every seed: from the study's record, else trained now (and recorded)."""
+    """Every candidate's outcome on every seed: from the study's record, else trained now (and recorded;
+    with ``curves``, with TensorBoard curves under ``log_root``)."""
     from cartpole_dqn.run.multiseed import RunSpec, run_many
 
     recorded = study.user_attrs
@@ -441,7 +518,7 @@ def run_selection(
             if known is not None:
                 outcomes[cand.label].append(SeedOutcome(**known))
             else:
-                specs.append(RunSpec(cand.label, cand.config.replace(seed=seed), runs_root, log_root))
+                specs.append(RunSpec(cand.label, cand.config.replace(seed=seed), runs_root, log_root, curves))
 
     def record(spec: RunSpec, result: RunResult, done: int, total: int) -> None:
         outcome = SeedOutcome.of(result)

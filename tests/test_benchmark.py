@@ -167,6 +167,14 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
     (record_path,) = results.glob("benchmark-CartPole-v1-*.json")
     record = json.loads(record_path.read_text())
     assert len(record["runs"]) == 4
+    # its TensorBoard runs are grouped under one folder per benchmark, beside the user's own runs
+    (group,) = (workdir / "tensorboard_logs").iterdir()
+    (bench,) = group.iterdir()
+    assert (
+        group.name == "benchmark"
+        and bench.name.startswith("CartPole-v1-")
+        and len(list(bench.iterdir())) == 4
+    )
     assert {(r["label"], r["seed"]) for r in record["runs"]} == {
         (c, s) for c in ("default", "sb3_zoo_baseline") for s in (1000, 1001)
     }

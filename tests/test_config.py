@@ -407,7 +407,8 @@ def test_an_older_zoo_files_v2_block_serves_v3_with_a_note(
 ) -> None:
     path = tmp_path / "dqn.yml"
     path.write_text(
-        "LunarLander-v2:\n  n_timesteps: !!float 1e5\n  policy: 'MlpPolicy'\n  learning_rate: !!float 6.3e-4\n"
+        "LunarLander-v2:\n  n_timesteps: !!float 1e5\n  policy: 'MlpPolicy'\n"
+        "  learning_rate: !!float 6.3e-4\n"
         "CartPole-v1:\n  n_timesteps: !!float 5e4\n  policy: 'MlpPolicy'\n"
     )
     config = load_config(path, {"env_id": "LunarLander-v3"})

@@ -8,7 +8,9 @@ Each variant runs in a fresh process, ``--repeats`` times; the figure is the med
 - ``library, default``: ``DQNAgent``'s default ``torch_threads=1``;
 - ``cli``: the command line on a YAML config with the snippet's settings and SB3's defaults.
 
-Run on an idle machine: ``python experiments/scripts/library_vs_cli.py --repeats 5``.
+Run on an idle machine: ``python experiments/scripts/library_vs_cli.py --repeats 5``; with
+``--busy N``, N processes spin on the CPU meanwhile (a machine whose cores are busy with other work,
+where torch's one-thread-per-core default waits for them).
 """
 
 from __future__ import annotations
@@ -110,15 +112,28 @@ def cli(folder: Path, index: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--busy", type=int, default=0, help="CPU-spinning processes meanwhile")
     args = parser.parse_args()
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        report(args.repeats, args.busy)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+
+
+def report(repeats: int, busy: int) -> None:
     walls: dict[str, list[float]] = {"library, torch_threads=None": [], "library, default": [], "cli": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
+        for i in range(repeats):
             walls["library, torch_threads=None"].append(library("torch_threads=None,"))
             walls["library, default"].append(library(""))
             walls["cli"].append(cli(Path(tmp), i))
     cli_median = statistics.median(walls["cli"])
-    print(f"learn() wall, median of {args.repeats} fresh processes (2,000 steps, README snippet config):")
+    print(
+        f"learn() wall, median of {repeats} fresh processes (2,000 steps, README snippet config; "
+        f"{busy} CPU-spinning processes beside it):"
+    )
     for label, values in walls.items():
         median = statistics.median(values)
         print(

@@ -32,7 +32,7 @@ _PUBLIC = {
     "RunConfig": "cartpole_dqn.config",
     "load_config": "cartpole_dqn.config",
     "ConfigError": "cartpole_dqn.errors",
-    "DivergenceError": "cartpole_dqn.errors",
+    "DivergenceError": "cartpole_dqn.dqn.divergence",
     "UsageError": "cartpole_dqn.errors",
 }
 __all__ = [  # the keys of _PUBLIC (a test keeps them equal), spelled out for linters and readers

@@ -23,6 +23,7 @@ MOVED = {
     "cartpole_dqn.networks": "cartpole_dqn.dqn.networks",
     "cartpole_dqn.buffers": "cartpole_dqn.dqn.buffers",
     "cartpole_dqn.sumtree": "cartpole_dqn.dqn.sumtree",
+    "cartpole_dqn.dqn.factory": "cartpole_dqn.run.factory",  # 0.2.0: building agents from configs
 }
 
 

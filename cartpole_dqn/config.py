@@ -23,15 +23,9 @@ import yaml
 
 from cartpole_dqn.errors import ConfigError
 
-# Config name -> torch.nn class name; the networks module builds the classes from this table.
-ACTIVATIONS = {
-    "relu": "ReLU",
-    "tanh": "Tanh",
-    "elu": "ELU",
-    "leaky_relu": "LeakyReLU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-}
+# Activation names a config may give; cartpole_dqn.dqn.networks maps each to its torch class (a test
+# checks that the two agree; the plug-ins import nothing of this module).
+ACTIVATIONS = ("relu", "tanh", "elu", "leaky_relu", "gelu", "silu")
 POLICIES = ("MlpPolicy", "DuelingMlpPolicy")
 IMPLEMENTATIONS = ("cartpole_dqn", "sb3")
 ALGORITHMS = ("dqn", "qrdqn")

@@ -8,6 +8,9 @@ Anything else is a bug or a runtime fault.
 
 from __future__ import annotations
 
+# Defined with the plug-ins, which raise it; re-exported for the command lines that catch it.
+from cartpole_dqn.dqn.divergence import DivergenceError as DivergenceError
+
 
 class UsageError(Exception):
     """A mistake in what the user asked for; the message names the bad value and what is allowed.
@@ -37,7 +40,3 @@ def write_error(what: str, exc: OSError, kept: str) -> WriteError:
 
 class StorageLost(RuntimeError):
     """The study's database went away mid-sweep; finished trials are kept, stopped ones re-run."""
-
-
-class DivergenceError(RuntimeError):
-    """Training produced a non-finite loss or Q-value; the run cannot continue meaningfully."""

@@ -164,7 +164,7 @@ def test_loading_an_nstep_model_does_not_warn(tmp_path: Path) -> None:
 
 def test_the_baseline_implementation_is_stock_sb3() -> None:
     from cartpole_dqn.config import RunConfig
-    from cartpole_dqn.dqn.factory import build_agent
+    from cartpole_dqn.run.factory import build_agent
 
     env = make_vec_env("CartPole-v1", seed=0)
     stock = build_agent(RunConfig(implementation="sb3", policy="MlpPolicy", net_arch=[8]), env)

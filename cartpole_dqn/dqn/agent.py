@@ -20,12 +20,12 @@ from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from cartpole_dqn.dqn.divergence import DivergenceError
 from cartpole_dqn.dqn.explicit import ExplicitQNetwork, explicit_network
 from cartpole_dqn.dqn.optim import FlatAdam
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
 from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
-from cartpole_dqn.errors import DivergenceError
 
 aten = th.ops.aten
 _ONE = th.ones(())  # the gradient loss.backward() starts from

@@ -5,9 +5,15 @@ from __future__ import annotations
 import torch as th
 from torch import nn
 
-from cartpole_dqn.config import ACTIVATIONS
-
-ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {name: getattr(nn, cls) for name, cls in ACTIVATIONS.items()}
+# Activation name (as configs spell it) -> torch class.
+ACTIVATION_CLASSES: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
 
 
 def activation_name(cls: type[nn.Module]) -> str:

@@ -19,10 +19,10 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from cartpole_dqn.dqn.divergence import DivergenceError
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
 from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
-from cartpole_dqn.errors import DivergenceError
 
 
 def quantile_td_target(

@@ -178,9 +178,9 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     from sb3_contrib.qrdqn.policies import QRDQNPolicy
     from stable_baselines3.dqn.policies import DQNPolicy
 
-    from cartpole_dqn.dqn.factory import policy_kwargs
     from cartpole_dqn.dqn.policies import DuelingDQNPolicy
     from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
+    from cartpole_dqn.run.factory import policy_kwargs
 
     folder = Path(folder)
     try:

@@ -18,7 +18,6 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from cartpole_dqn.config import RunConfig
-from cartpole_dqn.dqn.factory import agent_class, build_agent
 from cartpole_dqn.errors import DivergenceError
 from cartpole_dqn.run.artifacts import FINAL_MODEL, RunPaths, release_run, write_atomic
 from cartpole_dqn.run.checkpoints import (
@@ -32,6 +31,7 @@ from cartpole_dqn.run.checkpoints import (
 )
 from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
 from cartpole_dqn.run.evaluation import EvalResult, evaluate_policy, is_solved
+from cartpole_dqn.run.factory import agent_class, build_agent
 from cartpole_dqn.run.interrupt import RunInterrupted
 from cartpole_dqn.run.models import readable
 from cartpole_dqn.run.results import RunResult

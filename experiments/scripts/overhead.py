@@ -33,7 +33,7 @@ from typing import Any
 import torch as th
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.dqn.factory import build_agent
+from cartpole_dqn.run.factory import build_agent
 from cartpole_dqn.run.envs import make_train_env
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -180,7 +180,7 @@ SETUP_PROBE = """
 import time
 start = time.perf_counter()
 from cartpole_dqn.config import RunConfig
-from cartpole_dqn.dqn.factory import build_agent
+from cartpole_dqn.run.factory import build_agent
 from cartpole_dqn.run.envs import make_train_env
 from cartpole_dqn.run.envs import make_train_env
 imported = time.perf_counter()

@@ -1,4 +1,5 @@
-"""The one place a :class:`RunConfig` becomes an SB3 agent; ``train``, ``tune`` and ``benchmark`` share it."""
+"""The one place a :class:`RunConfig` becomes an SB3 agent (ours or stock); ``train``, ``tune`` and
+``benchmark`` share it. It sits above the plug-ins, which know nothing of run configs."""
 
 from __future__ import annotations
 

@@ -17,11 +17,11 @@ from stable_baselines3.common.logger import configure
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, WindowedReplayBuffer
-from cartpole_dqn.run.factory import agent_class, build_agent
 from cartpole_dqn.dqn.networks import DuelingQuantileHead
 from cartpole_dqn.dqn.qrdqn import QRDQNAgent, quantile_huber_loss_per_sample, quantile_td_target
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
 from cartpole_dqn.errors import ConfigError
+from cartpole_dqn.run.factory import agent_class, build_agent
 from cartpole_dqn.run.models import export_policy, load_model, load_policy, saved_algorithm
 
 SMALL = dict(

@@ -117,8 +117,8 @@ def test_no_solve_is_recorded_after_the_budget(tmp_path: Path) -> None:
 
 def untrained_means(config: RunConfig) -> tuple[float, float]:
     """The 100-episode greedy means of ``config``'s untrained policy on its eval and final seeds."""
-    from cartpole_dqn.run.factory import build_agent
     from cartpole_dqn.run.envs import make_train_env
+    from cartpole_dqn.run.factory import build_agent
 
     agent = build_agent(config, make_train_env(config))
     return tuple(  # type: ignore[return-value]

@@ -33,8 +33,8 @@ from typing import Any
 import torch as th
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.run.factory import build_agent
 from cartpole_dqn.run.envs import make_train_env
+from cartpole_dqn.run.factory import build_agent
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ZOO = load_config(CONFIGS / "sb3_zoo_baseline.yaml")

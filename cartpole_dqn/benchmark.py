@@ -213,16 +213,16 @@ def run_benchmark(
     """Train every (config, seed), reporting each as it finishes; the record that write_record writes."""
     import numpy as np
 
-    from cartpole_dqn.benchmarking.progress import clock, eta
-    from cartpole_dqn.benchmarking.stats import (
+    from cartpole_dqn.run.clock import clock, eta
+    from cartpole_dqn.run.multiseed import RunSpec, run_many
+    from cartpole_dqn.run.results import RunResult
+    from cartpole_dqn.run.stats import (
         paired_difference,
         ratio,
         run_outcome,
         solved_within,
         summarize,
     )
-    from cartpole_dqn.run.multiseed import RunSpec, run_many
-    from cartpole_dqn.run.results import RunResult
 
     env_slug = next(iter(configs.values())).env_id.replace("/", "-")
     specs = [

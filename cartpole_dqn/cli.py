@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from cartpole_dqn.config import RunConfig, alias_flags, config_flag, field_kind
 from cartpole_dqn.errors import DivergenceError, StorageLost, UsageError, WriteError
+from cartpole_dqn.run.artifacts import release_held_runs
 
 # Flags users of other tools type for ours (rl-baselines3-zoo, SB3 scripts): suggested on a miss.
 FLAG_SYNONYMS = {"--lr": "--learning-rate", "--steps": "--total-timesteps", "--env-name": "--env-id"}
@@ -94,6 +95,7 @@ def run_cli(
     try:
         return main(argv)
     except UsageError as exc:
+        release_held_runs()  # a command refused in process (e.g. a test's) leaves no .lock behind
         flag = (flags or {}).get(exc.about or "")
         print(f"{prog}: error: {f'argument {flag}: ' if flag else ''}{exc}", file=sys.stderr)
         return 2

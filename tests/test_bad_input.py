@@ -23,7 +23,7 @@ ZOO = Path(__file__).parent / "fixtures" / "zoo" / "dqn.yml"
         (["--gamma", "0"], ["gamma must be in (0, 1]"]),
         (["--batch-size", "0"], ["batch_size must be in [1, inf)", "got 0"]),
         (["--timesteps", "-100"], ["total_timesteps must be in [1, inf)", "-100"]),
-        (["--seed", "abc"], ["--seed", "invalid int value: 'abc'"]),
+        (["--seed", "abc"], ["--seed", "invalid integer value: 'abc'"]),
         (["--env", "CartPol-v1"], ["unknown env id 'CartPol-v1'", "did you mean 'CartPole-v1'"]),
         (["--env", "Pendulum-v1"], ["Pendulum-v1", "Box action space", "Discrete"]),
         (["--device", "tpu"], ["device must be one of auto, cpu, cuda"]),
@@ -184,7 +184,7 @@ def finished_run(workdir: Path, finished_template: Path) -> Path:
         ),
         (
             ["cartpole_dqn.evaluate", "experiments/runs/done", "--episodes", "ten"],
-            ["invalid int value: 'ten'"],
+            ["invalid integer value: 'ten'"],
         ),
         (
             ["cartpole_dqn.evaluate", "experiments/runs/done", "--gif", "experiments/runs/done/model.zip"],

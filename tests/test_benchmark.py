@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from cartpole_dqn.benchmarking.plots import curve_grid
-from cartpole_dqn.benchmarking.stats import bootstrap_median_ci, iqr, summarize
 from cartpole_dqn.run.results import RunResult
 from cartpole_dqn.run.solve import EvalRecord
+from cartpole_dqn.run.stats import bootstrap_median_ci, iqr, summarize
 from tests.conftest import assert_one_line_error, run_in_process, run_module
 
 
@@ -70,7 +70,7 @@ def test_iqr_and_medians_count_unsolved_seeds_and_only_solves_within_the_budget(
 
 
 def test_censored_medians_and_their_bootstrap_never_mix_a_solve_with_the_budget() -> None:
-    from cartpole_dqn.benchmarking.stats import bootstrap_censored_median_ci, censored_median
+    from cartpole_dqn.run.stats import bootstrap_censored_median_ci, censored_median
 
     assert censored_median([1000, 2000, None, None]) == float("inf")
     assert censored_median([None]) == float("inf") and censored_median([]) == float("inf")
@@ -84,8 +84,8 @@ def test_censored_medians_and_their_bootstrap_never_mix_a_solve_with_the_budget(
 def test_ratios_compare_all_seeds_so_solving_fewer_seeds_never_looks_faster() -> None:
     """A config that solves 3 of 10 seeds quickly is not "faster" than one that solves all 10 more
     slowly: the ratio columns compare medians over every seed, and its median is "unsolved"."""
-    from cartpole_dqn.benchmarking.stats import ratio
     from cartpole_dqn.benchmarking.tables import markdown_table
+    from cartpole_dqn.run.stats import ratio
 
     fragile = summarize([result(i, 2000, 1.0) if i < 3 else result(i, None) for i in range(10)])
     steady = summarize([result(i, 8000, 4.0) for i in range(10)])

@@ -190,7 +190,7 @@ def test_ctrl_c_in_benchmark_keeps_finished_runs_and_the_printed_command_resumes
     assert again[-2:] == ["--resume", str(journal.relative_to(workdir))]
     resumed = run_module(*again, cwd=workdir)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{kept} runs already finished" in resumed.stdout
+    assert f"{kept} run{'' if kept == 1 else 's'} already finished" in resumed.stdout
     progress = [line for line in resumed.stderr.splitlines() if "solved so far" in line]
     assert len(progress) == 4 - kept  # the finished runs were not trained again
     (record,) = folder.glob("benchmark-*.json")

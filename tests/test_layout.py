@@ -101,6 +101,11 @@ def test_layers_depend_downwards_only() -> None:
             assert not {
                 m for m in imported if m.startswith(("cartpole_dqn.tuning", "cartpole_dqn.benchmarking"))
             }, module
+        # the two toolings share what lies below them (run/), never each other
+        if module.startswith("cartpole_dqn.tuning"):
+            assert not {m for m in imported if m.startswith("cartpole_dqn.benchmarking")}, module
+        if module.startswith("cartpole_dqn.benchmarking"):
+            assert not {m for m in imported if m.startswith("cartpole_dqn.tuning")}, module
 
 
 def python(code: str, cwd: Path) -> str:

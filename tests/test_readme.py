@@ -1,4 +1,4 @@
-"""The README stays true: its commands are the ones CI runs, and each one works as written."""
+"""The README and the docs stay true: their commands are the ones CI runs, and each one works as written."""
 
 from __future__ import annotations
 
@@ -18,10 +18,19 @@ from tests.conftest import REPO, run_module
 from tests.test_train_integration import free_port
 
 README = (REPO / "README.md").read_text()
+# Every page that shows commands: the README, the docs site's pages and the results file.
+PAGES = [
+    REPO / "README.md",
+    *sorted((REPO / "docs").glob("*.md")),
+    REPO / "experiments" / "results" / "README.md",
+]
+DOCS = "\n".join(page.read_text() for page in PAGES)
+DEVELOPMENT = (REPO / "docs" / "development.md").read_text()
+RESULTS = (REPO / "experiments" / "results" / "README.md").read_text()
 
 
 def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+    return re.findall(rf"```{language}\n(.*?)```", DOCS, flags=re.S)
 
 
 def shell_commands() -> list[str]:
@@ -59,7 +68,10 @@ RUN_AS_WRITTEN = {"python -m cartpole_dqn.train --seed 0 --run-name first-run"}
 
 @pytest.mark.slow
 def test_every_package_command_in_the_readme_runs(workdir: Path) -> None:
-    commands = [c.split("&& ", 1)[-1] for c in shell_commands() if "python -m cartpole_dqn" in c]
+    # each command once, in page order (the README's, then the docs pages', then the results file's)
+    commands = list(
+        dict.fromkeys(c.split("&& ", 1)[-1] for c in shell_commands() if "python -m cartpole_dqn" in c)
+    )
     assert len(commands) >= 5
     for command in commands:
         argv = shlex.split(command)
@@ -94,7 +106,7 @@ def test_readme_tensorboard_command_serves_the_runs(workdir: Path) -> None:
         cwd=workdir,
     )
     assert result.returncode == 0, result.stderr
-    (command,) = [c for c in shell_commands() if c.startswith("tensorboard ")]
+    (command,) = {c for c in shell_commands() if c.startswith("tensorboard ")}
     argv = shlex.split(command)
     argv[0] = str(Path(sys.executable).parent / "tensorboard")
     port = free_port()
@@ -130,7 +142,7 @@ def test_the_readme_paired_figures_are_what_the_script_prints_from_the_committed
         result = subprocess.run([sys.executable, *argv[1:]], cwd=REPO, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-2000:]
         lines = result.stdout.strip().splitlines()
-        assert lines and all(line in README for line in lines), lines
+        assert lines and all(line in DOCS for line in lines), lines
 
 
 @pytest.mark.slow
@@ -148,7 +160,7 @@ def test_readme_python_examples_run(tmp_path: Path) -> None:
 
 
 def test_the_layout_section_lists_every_module_and_only_existing_ones() -> None:
-    layout = README.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    layout = DEVELOPMENT.split("## Layout", 1)[1].split("\n## ", 1)[0]
     (tree,) = re.findall(r"```text\n(cartpole_dqn/.*?)```", layout, flags=re.S)
     listed: set[str] = set()
     folder = ""
@@ -176,7 +188,7 @@ def test_the_four_task_table_is_what_the_committed_records_say() -> None:
     """Every row of the four-task table (solved, stays solved, median steps and wall with their IQRs,
     the steps ratio) is read off the committed benchmark record of its env; the zoo block's row is
     that record's baseline."""
-    section = README.split("### Four tasks beside the zoo", 1)[1].split("\n### ", 1)[0]
+    section = RESULTS.split("## Four tasks beside the zoo", 1)[1].split("\n## ", 1)[0]
     records = {}
     for env_id, stamp in re.findall(r"benchmark-([A-Za-z]+-v\d+)-(\d{8}-\d{6})\.\*", section):
         path = REPO / "experiments" / "results" / f"benchmark-{env_id}-{stamp}.json"

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpole_dqn.benchmarking.stats import (
+from cartpole_dqn.config import RunConfig, load_config
+from cartpole_dqn.run.stats import (
     bootstrap_harrell_davis_ci,
     harrell_davis_median,
     harrell_davis_weights,
     wilcoxon_signed_rank_p,
 )
-from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.tuning.seed_pruning import halving_promotes, max_seeds, wilcoxon_worse
 from cartpole_dqn.tuning.selection import (
     BASE,

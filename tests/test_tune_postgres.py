@@ -127,7 +127,7 @@ def test_readme_multi_machine_template_runs(pg_url: str, tmp_path: Path) -> None
 
     from tests.conftest import REPO
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "tuning.md").read_text()
     (line,) = [
         x for x in readme.splitlines() if x.startswith("python -m cartpole_dqn.tune") and "DBHOST" in x
     ]

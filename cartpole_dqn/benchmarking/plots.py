@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from cartpole_dqn.benchmarking.stats import solved_within
 from cartpole_dqn.run.results import RunResult
+from cartpole_dqn.run.stats import solved_within
 
 
 def curve_grid(runs: Sequence[RunResult], eval_freq: int, budget: int) -> tuple[np.ndarray, np.ndarray]:

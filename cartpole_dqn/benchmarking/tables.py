@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cartpole_dqn.benchmarking.stats import Summary
+from cartpole_dqn.run.stats import Summary
 
 
 def markdown_table(summaries: dict[str, Summary], baseline: str, threshold: float, budget: int) -> str:

@@ -134,8 +134,9 @@ def lock_run(run_dir: Path) -> None:
 
 
 @atexit.register
-def _release_held_runs() -> None:
-    """A command that stops with an error (a corrupt checkpoint, say) leaves no ``.lock`` behind."""
+def release_held_runs() -> None:
+    """Release every run this process holds: a command that stops with an error (a corrupt
+    checkpoint, say) leaves no ``.lock`` behind."""
     for run_dir in list(_held):
         release_run(run_dir)
 
@@ -145,7 +146,8 @@ def release_run(run_dir: Path) -> None:
     that waits on it finds it half gone), leaving a finished run folder without it."""
     handle = _held.pop(run_dir.resolve(), None)
     if handle is not None:
-        (run_dir / RUN_LOCK).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only or vanished folder keeps its lock file
+            (run_dir / RUN_LOCK).unlink(missing_ok=True)
         handle.close()
 
 

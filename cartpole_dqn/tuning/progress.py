@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from optuna.trial import FrozenTrial, TrialState
 
-from cartpole_dqn.benchmarking.progress import clock, eta
+from cartpole_dqn.run.clock import clock, eta
 
 if TYPE_CHECKING:
     import optuna

@@ -92,7 +92,8 @@ def _fmt(value: Any) -> str:
 
 
 def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
-    """Optimization history, parameter importances and slice plots as PNG (those the study supports)."""
+    """Optimization history, parameter importances and slice plots as PNG (those the study supports;
+    importances only from two completed trials on, where they mean something)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,11 +102,14 @@ def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     for name, plot in (
         ("optimization_history", ovm.plot_optimization_history),
         ("param_importances", ovm.plot_param_importances),
         ("slice", ovm.plot_slice),
     ):
+        if name == "param_importances" and complete < 2:
+            continue
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -345,7 +349,7 @@ def select(
 ) -> Selection:
     """Re-train the base config and the top trials on ``count`` fresh seeds (saying first how many runs
     and about how long), decide, confirm the pick on ``count`` more seeds, print and record."""
-    from cartpole_dqn.benchmarking.progress import clock, eta
+    from cartpole_dqn.run.clock import clock, eta
     from cartpole_dqn.tuning.seeds import confirmation_seeds, validation_seeds
 
     cands = candidates(ranked(study), base)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from cartpole_dqn.benchmarking.stats import wilcoxon_signed_rank_p
+from cartpole_dqn.run.stats import wilcoxon_signed_rank_p
 
 HALVING_ETA = 3  # the fraction of trials promoted at a rung is 1 / eta
 WILCOXON_P = 0.1  # Optuna's WilcoxonPruner default p_threshold

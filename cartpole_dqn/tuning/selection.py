@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cartpole_dqn.benchmarking.stats import (
+from cartpole_dqn.config import RunConfig
+from cartpole_dqn.run.stats import (
     bootstrap_censored_median_ci,
     bootstrap_harrell_davis_ci,
     bootstrap_median_ci,
@@ -55,7 +56,6 @@ from cartpole_dqn.benchmarking.stats import (
     unsolved_majority,
     wilcoxon_signed_rank_p,
 )
-from cartpole_dqn.config import RunConfig
 from cartpole_dqn.run.verdict import plural
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class SeedOutcome:
 
     @classmethod
     def of(cls, result: RunResult) -> SeedOutcome:
-        from cartpole_dqn.benchmarking.stats import solved_within
+        from cartpole_dqn.run.stats import solved_within
 
         solved = solved_within(result)
         return cls(

@@ -158,11 +158,11 @@ def run_trial(trial: optuna.Trial, settings: SweepSettings) -> float:
         trial, settings.space, settings.base
     )  # first: a trial killed from here on has its params
 
-    from cartpole_dqn.benchmarking.stats import solved_within
     from cartpole_dqn.errors import DivergenceError
     from cartpole_dqn.run.artifacts import allocate_run
     from cartpole_dqn.run.envs import resolve_env
     from cartpole_dqn.run.runner import train_new_run
+    from cartpole_dqn.run.stats import solved_within
     from cartpole_dqn.tuning.objective import CurveScore, trial_value
     from cartpole_dqn.tuning.pruning import TrialPruningCallback
     from cartpole_dqn.tuning.seeds import tuning_seeds

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cartpole_dqn.benchmarking.stats import summarize
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.run.multiseed import RunSpec, run_many
+from cartpole_dqn.run.stats import summarize
 
 ZOO = Path(__file__).resolve().parents[1] / "configs" / "sb3_zoo_baseline.yaml"
 

@@ -19,9 +19,9 @@ import os
 import time
 from pathlib import Path
 
-from cartpole_dqn.benchmarking.stats import summarize
 from cartpole_dqn.config import RunConfig, load_config, resolve_config_path
 from cartpole_dqn.run.multiseed import RunSpec, run_many
+from cartpole_dqn.run.stats import summarize
 
 
 def main() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cartpole_dqn.benchmarking.stats import paired_difference, ratio, summarize
 from cartpole_dqn.run.results import RunResult
+from cartpole_dqn.run.stats import paired_difference, ratio, summarize
 
 
 def main() -> None:

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import optuna
 
-from cartpole_dqn.benchmarking.stats import paired_difference, solved_within
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.run.multiseed import RunSpec, run_many
 from cartpole_dqn.run.results import RunResult
+from cartpole_dqn.run.stats import paired_difference, solved_within
 from cartpole_dqn.tuning.space import overrides_from_params
 from cartpole_dqn.tuning.studies import StoreSettings, open_storage
 

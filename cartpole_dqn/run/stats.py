@@ -1,7 +1,8 @@
-"""Statistics over the seeds of one config: solve rate, medians with IQR, a bootstrap CI.
+"""Statistics over runs, shared by the benchmark and the tuner: solve rate, medians with IQR,
+bootstrap CIs, paired differences, Wilcoxon's signed-rank test, the Harrell-Davis median.
 
-Unsolved seeds are never dropped: they count in the solve rate, and the censored median counts
-them as the full budget.
+Unsolved seeds are never dropped: they count in the solve rate, and a median over all seeds counts
+them as slower than any solve (or, in paired differences, as the full budget).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from cartpole_dqn.dqn.optim import FlatAdam
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
 from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
+from cartpole_dqn.dqn.torch_private import fast_path_available
 
 aten = th.ops.aten
 _ONE = th.ones(())  # the gradient loss.backward() starts from
@@ -56,6 +57,10 @@ class DQNAgent(DQN):
     """SB3 ``DQN`` plus Double-DQN and prioritized replay; every other SB3 tool keeps working.
 
     :param double_q: use the Double-DQN target (van Hasselt et al. 2016)
+    :param fast: the speed path (explicit passes, FlatAdam, windowed replay, leaner per-step hooks;
+        bitwise the same update): on by default; False runs SB3's own code for every step, and so
+        does an agent whose torch lacks one of the private APIs it needs
+        (:mod:`cartpole_dqn.dqn.torch_private`), with one warning
     :param torch_threads: torch CPU threads while ``learn`` runs (then restored): 1, as the command
         line uses, is fastest for the small MLPs of classic-control tasks; None leaves torch's own
         setting (one per core) alone
@@ -72,17 +77,23 @@ class DQNAgent(DQN):
     }
 
     def __init__(
-        self, *args: Any, double_q: bool = False, torch_threads: int | None = 1, **kwargs: Any
+        self,
+        *args: Any,
+        double_q: bool = False,
+        torch_threads: int | None = 1,
+        fast: bool = True,
+        **kwargs: Any,
     ) -> None:
         self.double_q = double_q
         self.torch_threads = check_torch_threads(torch_threads)
+        self.fast = fast and fast_path_available()
         self._explicit: tuple[ExplicitQNetwork, ExplicitQNetwork] | None = None
         self._explicit_key: tuple[int, ...] = ()
         self._explicit_params: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
         self._target_pairs: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
         self._target_pairs_key: tuple[int, ...] = ()
         policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
-        if "optimizer_class" not in policy_kwargs:  # torch's fused Adam, bitwise, without its overhead
+        if self.fast and "optimizer_class" not in policy_kwargs:  # torch's fused Adam, bitwise, less overhead
             policy_kwargs["optimizer_class"] = FlatAdam
             policy_kwargs.setdefault("optimizer_kwargs", {"fused": True})
         super().__init__(*args, **{**kwargs, "policy_kwargs": policy_kwargs})
@@ -97,7 +108,11 @@ class DQNAgent(DQN):
         return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
 
     def _setup_model(self) -> None:
-        setup_with_agent_discounts(self, super()._setup_model)
+        if self.fast and not fast_path_available():  # a model saved where the fast path ran, loaded here
+            self.fast = False
+        if not self.fast and self.policy_kwargs.get("optimizer_class") is FlatAdam:
+            self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.Adam}
+        setup_with_agent_discounts(self, super()._setup_model, windowed=self.fast)
 
     def _excluded_save_params(self) -> list[str]:
         cached = ["_explicit", "_explicit_key", "_explicit_params", "_target_pairs", "_target_pairs_key"]
@@ -106,7 +121,12 @@ class DQNAgent(DQN):
     def _on_step(self) -> None:
         """SB3's ``DQN._on_step`` (target update every ``target_update_interval`` env steps, epsilon
         schedule), with the target update as two foreach operations over cached parameter lists
-        (bitwise SB3's per-parameter ``polyak_update``), plus PER's beta annealing."""
+        (bitwise SB3's per-parameter ``polyak_update``), plus PER's beta annealing. With ``fast=False``,
+        SB3's own, plus the annealing."""
+        if not self.fast:
+            super()._on_step()
+            anneal_priority_correction(self)
+            return
         self._n_calls += 1
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
             online, target = self._target_update_pairs()
@@ -142,7 +162,7 @@ class DQNAgent(DQN):
         greedy actions come from the explicit forward pass: the same Q-values, the same argmax.
         """
         nets = self._explicit_networks() if isinstance(self._last_obs, np.ndarray) else None
-        if self.num_timesteps < learning_starts or nets is None:
+        if self.num_timesteps < learning_starts or nets is None:  # (None whenever fast=False)
             return super()._sample_action(learning_starts, action_noise, n_envs)
         explore = np.random.rand(n_envs) < self.exploration_rate
         actions = np.zeros(n_envs, dtype=np.int64)
@@ -165,7 +185,7 @@ class DQNAgent(DQN):
     ) -> None:
         """SB3's ``_store_transition`` for plain array observations, with an array copy in place of
         ``deepcopy`` (the same stored data)."""
-        if self._vec_normalize_env is not None or not isinstance(new_obs, np.ndarray):
+        if not self.fast or self._vec_normalize_env is not None or not isinstance(new_obs, np.ndarray):
             super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
             return
         self._last_original_obs = self._last_obs
@@ -185,6 +205,9 @@ class DQNAgent(DQN):
         Flushing them (FTZ/DAZ, this thread, during the update only) changes no learning signal; the
         test against stock SB3 runs its update under the same setting.
         """
+        if not self.fast:  # SB3's update through autograd, Double-DQN and PER included
+            self._train(gradient_steps, batch_size)
+            return
         th.set_flush_denormal(True)
         try:
             self._train(gradient_steps, batch_size)
@@ -245,8 +268,11 @@ class DQNAgent(DQN):
 
         Rebuilt whenever the networks or their gradient tensors changed (a load, a user's
         ``zero_grad(set_to_none=True)``); None for networks it does not support. Called every env
-        step, so the check compares a few identities and never walks the modules.
+        step, so the check compares a few identities and never walks the modules. None when
+        ``fast=False``.
         """
+        if not self.fast:
+            return None
         params, grads = self._explicit_params
         if (id(self.q_net), id(self.q_net_target)) == self._explicit_key and all(
             p.grad is g for p, g in zip(params, grads, strict=True)

@@ -70,6 +70,8 @@ class QRDQNAgent(QRDQN):
     """sb3-contrib ``QRDQN`` plus prioritized replay and a Double target; every SB3 tool keeps working.
 
     :param double_q: the Double target (online net's mean picks a*, target net's quantiles value it)
+    :param fast: the windowed replay buffer and a lean epsilon-greedy step (the same samples and
+        actions); False runs sb3-contrib's own code for both
     :param torch_threads: torch CPU threads while ``learn`` runs (then restored): 1, as the command
         line uses, is fastest for the small MLPs of classic-control tasks; None leaves torch's own
         setting (one per core) alone
@@ -89,10 +91,16 @@ class QRDQNAgent(QRDQN):
     }
 
     def __init__(
-        self, *args: Any, double_q: bool = False, torch_threads: int | None = 1, **kwargs: Any
+        self,
+        *args: Any,
+        double_q: bool = False,
+        torch_threads: int | None = 1,
+        fast: bool = True,
+        **kwargs: Any,
     ) -> None:
         self.double_q = double_q
         self.torch_threads = check_torch_threads(torch_threads)
+        self.fast = fast
         super().__init__(*args, **kwargs)
 
     def learn(self, *args: Any, **kwargs: Any) -> Any:
@@ -105,7 +113,7 @@ class QRDQNAgent(QRDQN):
         return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
 
     def _setup_model(self) -> None:
-        setup_with_agent_discounts(self, super()._setup_model)
+        setup_with_agent_discounts(self, super()._setup_model, windowed=self.fast)
 
     def _on_step(self) -> None:
         super()._on_step()
@@ -118,7 +126,7 @@ class QRDQNAgent(QRDQN):
         greedy), with the same random draws and the same actions, without SB3's per-call ``predict``
         machinery (input checks, mode switching, reshapes: about as long as the forward pass)."""
         obs = self._last_obs
-        if self.num_timesteps < learning_starts or not isinstance(obs, np.ndarray):
+        if not self.fast or self.num_timesteps < learning_starts or not isinstance(obs, np.ndarray):
             return super()._sample_action(learning_starts, action_noise, n_envs)
         if np.random.rand() < self.exploration_rate:
             actions = np.array([self.action_space.sample() for _ in range(n_envs)])

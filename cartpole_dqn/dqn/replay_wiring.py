@@ -16,7 +16,9 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, WindowedReplayBuffer
 
 
-def setup_with_agent_discounts(agent: OffPolicyAlgorithm, parent_setup: Callable[[], None]) -> None:
+def setup_with_agent_discounts(
+    agent: OffPolicyAlgorithm, parent_setup: Callable[[], None], windowed: bool = True
+) -> None:
     """Run ``parent_setup`` (SB3's ``_setup_model``) with the replay buffer wired to the agent.
 
     An n-step buffer computes the discounts the update multiplies with (gamma ** n, cut short at
@@ -25,9 +27,12 @@ def setup_with_agent_discounts(agent: OffPolicyAlgorithm, parent_setup: Callable
     ignored by the class it picked before save): hand them over here, keep that warning quiet.
     Without a buffer class given, :class:`WindowedReplayBuffer` stands in for the one SB3 would pick
     (the same samples, found with less work), except where it cannot: Dict observations and
-    ``optimize_memory_usage`` (next observations shared with the following row) keep SB3's choice.
+    ``optimize_memory_usage`` (next observations shared with the following row) keep SB3's choice,
+    and so does an agent built with ``fast=False`` (``windowed`` False).
     """
-    windowed_fits = not isinstance(agent.observation_space, spaces.Dict) and not agent.optimize_memory_usage
+    windowed_fits = (
+        windowed and not isinstance(agent.observation_space, spaces.Dict) and not agent.optimize_memory_usage
+    )
     if agent.replay_buffer_class is None and windowed_fits:
         agent.replay_buffer_class = WindowedReplayBuffer
     cls = agent.replay_buffer_class

@@ -1,0 +1,73 @@
+"""The speed code behind its switch: ``fast=False`` runs SB3's own code and trains bit for bit as the
+fast path does, and a torch without one of the private APIs the fast path needs falls back to the
+plain path with one warning (tested by hiding the API)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import pytest
+import torch as th
+from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
+from stable_baselines3.common.env_util import make_vec_env
+
+from cartpole_dqn import DQNAgent, PrioritizedReplayBuffer, QRDQNAgent
+from cartpole_dqn.dqn import torch_private
+from cartpole_dqn.dqn.optim import FlatAdam
+
+SMALL: dict[str, Any] = dict(learning_starts=100, train_freq=4, gradient_steps=2, batch_size=32, seed=3)
+
+
+def trained(fast: bool, steps: int = 600, **kwargs: Any) -> DQNAgent:
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=3)
+    agent = DQNAgent("MlpPolicy", env, fast=fast, **SMALL, **kwargs)
+    agent.learn(steps)
+    return agent
+
+
+@pytest.mark.parametrize(
+    "plugins",
+    [{}, {"double_q": True, "n_steps": 3}, {"replay_buffer_class": PrioritizedReplayBuffer}],
+    ids=["vanilla", "double-nstep", "per"],
+)
+def test_the_fast_and_the_plain_path_train_bit_for_bit_alike(plugins: dict[str, Any]) -> None:
+    """The fast path (explicit passes, FlatAdam's fused kernel, windowed replay, lean hooks) against
+    SB3's own code with torch's fused Adam: the same parameters to the last bit."""
+    fast = trained(True, **plugins)
+    plain = trained(False, policy_kwargs={"optimizer_kwargs": {"fused": True}}, **plugins)
+    assert isinstance(fast.policy.optimizer, FlatAdam) and type(plain.policy.optimizer) is th.optim.Adam
+    for a, b in zip(fast.q_net.parameters(), plain.q_net.parameters(), strict=True):
+        assert th.equal(a.detach(), b.detach())
+
+
+def test_fast_false_is_sb3s_own_code() -> None:
+    plain = trained(False, steps=200)
+    assert type(plain.replay_buffer) is ReplayBuffer and plain._explicit_networks() is None
+    nstep = trained(False, steps=200, n_steps=3)
+    assert type(nstep.replay_buffer) is NStepReplayBuffer
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+    qr = QRDQNAgent("MlpPolicy", env, fast=False, **SMALL)
+    qr.learn(200)
+    assert type(qr.replay_buffer) is ReplayBuffer
+
+
+def test_a_missing_private_torch_api_falls_back_to_the_plain_path_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert torch_private.missing_private_apis() == []  # this torch has them all
+    monkeypatch.delattr(th, "_fused_adam_")
+    torch_private._warned.cache_clear()
+    assert torch_private.missing_private_apis() == ["torch._fused_adam_"]
+    env = make_vec_env("CartPole-v1", n_envs=1, seed=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = DQNAgent("MlpPolicy", env, **SMALL)
+        second = DQNAgent("MlpPolicy", env, replay_buffer_class=PrioritizedReplayBuffer, **SMALL)
+        first.learn(300)
+        second.learn(300)
+    ours = [w for w in caught if "cartpole_dqn: torch" in str(w.message)]
+    assert len(ours) == 1 and "torch._fused_adam_" in str(ours[0].message)
+    assert not first.fast and not second.fast
+    assert type(first.policy.optimizer) is th.optim.Adam and first.num_timesteps == 300
+    torch_private._warned.cache_clear()

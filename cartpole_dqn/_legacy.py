@@ -4,7 +4,8 @@ SB3 pickles classes by module path, so ``model.zip`` files and checkpoints writt
 ``cartpole_dqn.policies.DuelingDQNPolicy``, ``cartpole_dqn.buffers.PrioritizedReplayBuffer`` and
 ``cartpole_dqn.sumtree.SumTree``. A meta path finder maps each old path to the module that holds
 those classes now (the same module object, so ``isinstance`` checks hold), for unpickling and for
-user code that imported the plug-ins from the old paths.
+user code that imported the plug-ins from the old paths (and, since 0.3.0, ``cartpole_dqn.dqn.factory``,
+now ``cartpole_dqn.run.factory``). These aliases may be dropped in 1.0.0.
 """
 
 from __future__ import annotations

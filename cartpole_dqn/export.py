@@ -15,6 +15,7 @@ from typing import Any
 
 from cartpole_dqn.cli import OneLineParser, run_cli
 from cartpole_dqn.errors import UsageError
+from cartpole_dqn.run.artifacts import RESULTS
 
 PROG = "python -m cartpole_dqn.export"
 FLAGS = {"out": "--out"}
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     extra: dict[str, Any] = {"source": str(model_path)}
     if saved is not None:
         extra.update(env_id=saved.env_id, threshold=saved.threshold)
-    results = read_results(model_path.parent / "results.json")
+    results = read_results(model_path.parent / RESULTS)
     extra["score"] = score_of(results)
     extra["versions"] = results.get("versions") or {pkg: version(pkg) for pkg in VERSIONED}
     models.export_policy(model, args.out, extra)

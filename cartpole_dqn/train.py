@@ -11,7 +11,16 @@ from pathlib import Path
 from cartpole_dqn.cli import OneLineParser, add_config_flags, config_overrides, run_cli
 from cartpole_dqn.config import RunConfig, config_flag, load_config, resolve_config_path
 from cartpole_dqn.errors import UsageError
-from cartpole_dqn.run.artifacts import RunPaths, allocate_run, default_run_name, latest_checkpoint, lock_run
+from cartpole_dqn.run.artifacts import (
+    CONFIG,
+    FINAL_MODEL,
+    RESULTS,
+    RunPaths,
+    allocate_run,
+    default_run_name,
+    latest_checkpoint,
+    lock_run,
+)
 from cartpole_dqn.run.devices import check_device
 from cartpole_dqn.run.interrupt import RunInterrupted, checkpoint_on_sigint
 from cartpole_dqn.run.verdict import training_verdict
@@ -70,7 +79,7 @@ def resume(args: argparse.Namespace) -> int:
     run for more steps (``--total-timesteps`` above its budget)."""
     overrides = config_overrides(args)
     run_dir: Path = args.resume
-    finished = (run_dir / "results.json").exists()
+    finished = (run_dir / RESULTS).exists()
     extra = sorted(k for k in overrides if not (finished and k in CONTINUE_KEYS))
     conflicts = [
         flag
@@ -90,13 +99,13 @@ def resume(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise UsageError(f"run folder not found: {run_dir}", about="run_dir")
     lock_run(run_dir)  # one process per run folder at a time
-    finished = (run_dir / "results.json").exists()  # again, now that no other process can finish it
+    finished = (run_dir / RESULTS).exists()  # again, now that no other process can finish it
     if finished:
         return continue_finished(args, run_dir, overrides)
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise UsageError(f"no checkpoint in {run_dir} to resume from", about="run_dir")
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(run_dir / CONFIG)
 
     from cartpole_dqn.run.checkpoints import read_state
 
@@ -129,7 +138,7 @@ def continue_finished(args: argparse.Namespace, run_dir: Path, overrides: dict[s
     are kept as ``results-<steps>.json`` and ``final_model-<steps>.zip``."""
     from cartpole_dqn.run.results import RunResult
 
-    previous = RunResult.read(run_dir / "results.json")
+    previous = RunResult.read(run_dir / RESULTS)
     budget = overrides.get("total_timesteps")
     if not isinstance(budget, int) or budget <= previous.total_steps:
         raise UsageError(
@@ -137,12 +146,12 @@ def continue_finished(args: argparse.Namespace, run_dir: Path, overrides: dict[s
             f"give --total-timesteps above {previous.total_steps:,}",
             about="run_dir",
         )
-    if not (run_dir / "final_model.zip").is_file():
+    if not (run_dir / FINAL_MODEL).is_file():
         raise UsageError(
             f"run {run_dir} has no final_model.zip (runs of release 0.1 do not); it cannot be continued",
             about="run_dir",
         )
-    config = load_config(run_dir / "config.yaml", overrides)
+    config = load_config(run_dir / CONFIG, overrides)
     from cartpole_dqn.run.envs import resolve_env
 
     config, env = resolve_env(config)

@@ -1,8 +1,10 @@
 """``DQNAgent``: SB3's ``DQN`` with a Double-DQN target and prioritized-replay support.
 
-Only the gradient update (``train``) and the per-step hook (``_on_step``) are overridden;
-rollout collection, the target-network schedule, exploration, logging and save/load are SB3's.
-With ``double_q=False`` and a plain replay buffer the update is exactly SB3's vanilla one.
+SB3's seams are overridden, never its training loop: ``train`` (the update: Double-DQN target, PER
+weights and priorities), ``_on_step`` (target update, epsilon, PER's beta), ``_sample_action``
+(epsilon-greedy), ``_store_transition``, ``_setup_model`` (the replay buffer's wiring), ``learn``
+(torch threads) and ``_excluded_save_params``. With ``fast=False`` each runs SB3's own code; with
+``double_q=False`` and a plain replay buffer the update is exactly SB3's vanilla one.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ class DQNAgent(DQN):
     def _sample_action(
         self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Epsilon-greedy actions without SB3's per-call ``predict`` machinery (about 0.2 ms a step).
+        """Epsilon-greedy actions without SB3's per-call ``predict`` machinery (input checks, reshapes).
 
         The same random draws as SB3 with one env (one uniform number, then an action sample when
         exploring); with several envs, each env draws its own epsilon (SB3 draws one for all). The
@@ -201,7 +203,7 @@ class DQNAgent(DQN):
         """SB3's DQN update (plus Double-DQN and PER), with denormal floats flushed to zero meanwhile.
 
         Gradients of rarely-active weights are tiny; Adam squares them into the denormal range, where
-        x86 arithmetic is several times slower (Adam's kernel took 0.4 ms instead of 0.06 ms here).
+        x86 arithmetic is several times slower (figures: experiments/results/speed.md).
         Flushing them (FTZ/DAZ, this thread, during the update only) changes no learning signal; the
         test against stock SB3 runs its update under the same setting.
         """

@@ -1,7 +1,8 @@
 """``FlatAdam``: torch's Adam, bit for bit, on one flat buffer per quantity.
 
 A CartPole Q-network has a few large and several tiny parameters, and torch's Adam steps them one
-by one from Python: about 0.2 ms of a 1 ms gradient step is that loop and its bookkeeping. Here the
+by one from Python, and that loop and its bookkeeping are a large share of a small network's
+gradient step (figures: experiments/results/speed.md). Here the
 parameters, their gradients and the two moment estimates are views of four contiguous buffers, so
 one step runs each of torch's operations once over everything: the six of its default single-tensor
 algorithm, or (``fused=True``) its one fused kernel, a single pass over the buffers that pays when
@@ -9,7 +10,7 @@ they do not fit in cache (a [256, 256] network's four buffers and its target net
 this machine's 2 MB L2). Adam is elementwise, so either way the result is identical to torch's
 own to the last bit (a test checks both). Two more things torch.optim does that cost a short run dearly are
 skipped: ``add_param_group``, ``zero_grad``, ``state_dict`` and ``step`` pass through wrappers that
-import ``torch._dynamo`` on first use (about 1.3 s here) only to tell the compiler to keep out;
+import ``torch._dynamo`` on first use (over a second of start-up) only to tell the compiler to keep out;
 without ``torch.compile`` (which this package never calls) that import buys nothing.
 
 State dicts are torch's own (per-parameter ``step``, ``exp_avg``, ``exp_avg_sq``), so SB3's save and
@@ -155,7 +156,7 @@ class FlatAdam(Adam):
         return loss
 
     # Optimizer.__init__ wraps ``step`` with its hook and profiler machinery unless marked hooked;
-    # step hooks are not supported here (the wrapper costs ~0.1 ms of a CartPole gradient step).
+    # step hooks are not supported here (the wrapper is a measurable share of a CartPole gradient step).
     step.hooked = True  # type: ignore[attr-defined]
 
     def _reflatten(self) -> None:

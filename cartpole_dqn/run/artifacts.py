@@ -25,6 +25,10 @@ MODEL = "model.zip"  # the best checkpoint (what evaluate and export read)
 FINAL_MODEL = "final_model.zip"  # the weights when training stopped
 CONFIG = "config.yaml"
 RESULTS = "results.json"
+# The files of a checkpoint folder.
+CHECKPOINT_MODEL = "model.zip"  # the model as of the checkpoint (SB3 format)
+CHECKPOINT_BUFFER = "replay_buffer.pkl"  # its replay buffer (SB3's save_replay_buffer)
+CHECKPOINT_STATE = "state.json"  # step, evaluations, wall clock, RNG states; written last
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -34,7 +38,7 @@ def checkpoint_dir(run_dir: Path) -> Path:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of a run (the previous one if a swap was interrupted)."""
     for candidate in (run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.old"):
-        if (candidate / "state.json").is_file():
+        if (candidate / CHECKPOINT_STATE).is_file():
             return candidate
     return None
 

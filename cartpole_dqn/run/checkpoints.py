@@ -25,7 +25,15 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from cartpole_dqn.dqn.buffers import WindowedReplayBuffer
 from cartpole_dqn.errors import UsageError, write_error
-from cartpole_dqn.run.artifacts import BEST_MODEL, CHECKPOINT, checkpoint_dir, latest_checkpoint
+from cartpole_dqn.run.artifacts import (
+    BEST_MODEL,
+    CHECKPOINT,
+    CHECKPOINT_BUFFER,
+    CHECKPOINT_MODEL,
+    CHECKPOINT_STATE,
+    checkpoint_dir,
+    latest_checkpoint,
+)
 from cartpole_dqn.run.solve import EvalRecord, SolveCallback, SolveState
 
 
@@ -98,8 +106,8 @@ class RunCheckpointCallback(BaseCallback):
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         model = cast(OffPolicyAlgorithm, self.model)
-        model.save(tmp / "model.zip")
-        model.save_replay_buffer(tmp / "replay_buffer.pkl")
+        model.save(tmp / CHECKPOINT_MODEL)
+        model.save_replay_buffer(tmp / CHECKPOINT_BUFFER)
         best = self.solve.best_model_path
         if best is not None and best.is_file():  # the model the saved history's best_step describes
             shutil.copyfile(best, tmp / BEST_MODEL)
@@ -112,7 +120,7 @@ class RunCheckpointCallback(BaseCallback):
             "implementation": type(self.model).__name__,
             "rng": rng_state(self.model),
         }
-        (tmp / "state.json").write_text(json.dumps(state) + "\n")
+        (tmp / CHECKPOINT_STATE).write_text(json.dumps(state) + "\n")
         for path in tmp.iterdir():  # make the files durable before they become the checkpoint
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -189,7 +197,7 @@ class CheckpointState:
 def read_state(checkpoint: Path) -> CheckpointState:
     """Read a checkpoint's state.json (also those of 0.1.0, whose solve state had more keys)."""
     try:
-        state: dict[str, Any] = json.loads((checkpoint / "state.json").read_text())
+        state: dict[str, Any] = json.loads((checkpoint / CHECKPOINT_STATE).read_text())
         solve = state["solve"]
         return CheckpointState(
             num_timesteps=int(state["num_timesteps"]),

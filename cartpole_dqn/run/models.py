@@ -20,19 +20,17 @@ import numpy as np
 
 from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.errors import ConfigError, UsageError
+from cartpole_dqn.run.artifacts import CONFIG, FINAL_MODEL, MODEL
 
 FORMAT = "cartpole_dqn-policy-v1"
 WEIGHTS, DESCRIPTION = "policy.pt", "policy.json"
-
-
-FINAL_MODEL = "final_model.zip"
 
 
 def resolve_model_path(path: Path, which: str = "best") -> Path:
     """``path`` itself, or a run folder's ``model.zip`` (``which="best"``: the best checkpoint) or
     ``final_model.zip`` (``which="final"``: the weights when training stopped)."""
     if path.is_dir():
-        path = path / ("model.zip" if which == "best" else FINAL_MODEL)
+        path = path / (MODEL if which == "best" else FINAL_MODEL)
     if not path.exists():
         raise UsageError(f"model file not found: {path}", about="model")
     if not path.is_file():
@@ -86,7 +84,7 @@ def readable(what: str, path: Path) -> Iterator[None]:
 
 def model_config(model_path: Path) -> RunConfig | None:
     """The run config saved beside a model, if there is one."""
-    candidate = model_path.parent / "config.yaml"
+    candidate = model_path.parent / CONFIG
     return load_config(candidate) if candidate.is_file() else None
 
 

@@ -19,7 +19,14 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.errors import DivergenceError
-from cartpole_dqn.run.artifacts import FINAL_MODEL, RunPaths, release_run, write_atomic
+from cartpole_dqn.run.artifacts import (
+    CHECKPOINT_BUFFER,
+    CHECKPOINT_MODEL,
+    FINAL_MODEL,
+    RunPaths,
+    release_run,
+    write_atomic,
+)
 from cartpole_dqn.run.checkpoints import (
     CheckpointState,
     RunCheckpointCallback,
@@ -154,10 +161,10 @@ def carry_on(
 def load_checkpointed_agent(config: RunConfig, checkpoint: Path, saved: CheckpointState) -> BaseAlgorithm:
     """The checkpointed agent with its replay buffer and random streams, ready to continue."""
     train_env = make_train_env(config)
-    with readable("the checkpoint's model", checkpoint / "model.zip"):
-        agent = agent_class(config).load(checkpoint / "model.zip", env=train_env, device=config.device)
-    with readable("the checkpoint's replay buffer", checkpoint / "replay_buffer.pkl"):
-        agent.load_replay_buffer(checkpoint / "replay_buffer.pkl")
+    with readable("the checkpoint's model", checkpoint / CHECKPOINT_MODEL):
+        agent = agent_class(config).load(checkpoint / CHECKPOINT_MODEL, env=train_env, device=config.device)
+    with readable("the checkpoint's replay buffer", checkpoint / CHECKPOINT_BUFFER):
+        agent.load_replay_buffer(checkpoint / CHECKPOINT_BUFFER)
     assert agent.replay_buffer is not None
     end_episodes_at_the_seam(agent.replay_buffer)  # the envs start new episodes here
     restore_rng_state(agent, saved.rng)  # load() reseeded everything from the seed

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "cartpole-dqn") -> int:
             file=sys.stderr,
         )
         return 2
-    module = importlib.import_module(f"cartpole_dqn.{command}")
+    module = importlib.import_module(f"cartpole_dqn.commands.{command}")
     code: int = module.cli(rest, prog=f"{prog} {command}")
     return code
 

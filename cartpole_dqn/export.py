@@ -1,118 +1,14 @@
 """``python -m cartpole_dqn.export RUN_DIR --out DIR``: share a policy as weights + JSON, no pickle.
 
-The export is a torch ``state_dict`` (``policy.pt``) plus a JSON description of the network
-(``policy.json``); :func:`cartpole_dqn.load_policy` rebuilds it with ``torch.load(weights_only=True)``.
+The command lives in :mod:`cartpole_dqn.commands.export`; this entry point keeps
+``python -m cartpole_dqn.export`` working.
 """
 
-from __future__ import annotations
-
-import json
 import sys
-from collections.abc import Sequence
-from importlib.metadata import version
-from pathlib import Path
-from typing import Any
 
-from cartpole_dqn.cli import OneLineParser, run_cli
-from cartpole_dqn.errors import UsageError
-from cartpole_dqn.run.artifacts import RESULTS
+from cartpole_dqn.commands.export import PROG, build_parser, cli, main
 
-PROG = "python -m cartpole_dqn.export"
-FLAGS = {"out": "--out"}
-
-
-def build_parser(prog: str = PROG) -> OneLineParser:
-    parser = OneLineParser(prog=prog, description="Export a run's policy as weights + JSON (no pickle).")
-    parser.add_argument("run", type=Path, help="run folder (with model.zip) or a model.zip")
-    parser.add_argument("--out", type=Path, required=True, help="new folder for policy.pt + policy.json")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    args = build_parser(prog).parse_args(argv)
-    if args.out.exists():
-        raise UsageError(f"--out {args.out} already exists; refusing to overwrite it")
-    from cartpole_dqn.run import models
-
-    model_path = models.resolve_model_path(args.run)
-    model = models.load_model(model_path)
-    saved = models.model_config(model_path)
-    extra: dict[str, Any] = {"source": str(model_path)}
-    if saved is not None:
-        extra.update(env_id=saved.env_id, threshold=saved.threshold)
-    results = read_results(model_path.parent / RESULTS)
-    extra["score"] = score_of(results)
-    extra["versions"] = results.get("versions") or {pkg: version(pkg) for pkg in VERSIONED}
-    models.export_policy(model, args.out, extra)
-    card = model_card(extra, saved.to_yaml() if saved is not None else None)
-    (args.out / "README.md").write_text(card)
-    print(
-        f"exported {model_path} -> {args.out / models.WEIGHTS}, {args.out / models.DESCRIPTION}, "
-        f"{args.out / 'README.md'}"
-    )
-    return 0
-
-
-VERSIONED = ("cartpole_dqn", "torch", "stable-baselines3", "gymnasium", "numpy")
-
-
-def read_results(path: Path) -> dict[str, Any]:
-    """The run's results.json, if the model comes from a run folder (else empty)."""
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def score_of(results: dict[str, Any]) -> dict[str, Any] | None:
-    """The saved model's own re-evaluation (fresh seeds), as the run recorded it."""
-    if "eval_mean" not in results:
-        return None
-    keys = (
-        "eval_mean",
-        "eval_std",
-        "eval_episodes",
-        "final_eval_seed",
-        "threshold",
-        "solved",
-        "steps_to_solve",
-    )
-    return {key: results.get(key) for key in keys}
-
-
-def model_card(description: dict[str, Any], config_yaml: str | None) -> str:
-    """README.md of an export: what it is, how it scored, how to load it."""
-    score = description.get("score")
-    env_id = description.get("env_id", "?")
-    if score is None:
-        scored = "No score recorded (the model did not come from a run folder with results.json)."
-    else:
-        scored = (
-            f"Greedy return **{score['eval_mean']:.1f} ± {score['eval_std']:.1f}** over "
-            f"{score['eval_episodes']} episodes (reset seed {score['final_eval_seed']}, seeds never used "
-            f"in training), threshold {score['threshold']:g}; solved during training: "
-            f"{'yes, at step ' + format(score['steps_to_solve'], ',') if score['solved'] else 'no'}."
-        )
-    versions = ", ".join(f"{k} {v}" for k, v in description.get("versions", {}).items())
-    config = "" if config_yaml is None else f"\n## Config\n\n```yaml\n{config_yaml.rstrip()}\n```\n"
-    return (
-        f"# DQN policy for {env_id} (cartpole_dqn export)\n\n"
-        f"Source: `{description.get('source')}`. Weights only (`policy.pt`, a torch state_dict) and "
-        "the network's description (`policy.json`): loading unpickles nothing.\n\n"
-        f"## Score\n\n{scored}\n\n"
-        "## Load\n\n```python\nfrom cartpole_dqn import load_policy\n\n"
-        'policy = load_policy("path/to/this/folder")\n'
-        "action, _ = policy.predict(observation, deterministic=True)\n```\n\n"
-        "or score it: `python -m cartpole_dqn.evaluate path/to/this/folder`.\n"
-        f"{config}\n## Versions\n\n{versions}\n"
-    )
-
-
-def cli(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-    """The command line: ``main`` with one-line errors and exit statuses."""
-    return run_cli(prog, lambda args: main(args, prog), argv, flags=FLAGS)
-
+__all__ = ["PROG", "build_parser", "cli", "main"]
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -80,7 +80,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_package_has_no_import_cycles() -> None:
     graph = import_graph()
-    assert len(graph) > 30 and "cartpole_dqn.run.runner" in graph["cartpole_dqn.train"]
+    assert len(graph) > 30 and "cartpole_dqn.run.runner" in graph["cartpole_dqn.commands.train"]
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
@@ -101,11 +101,28 @@ def test_layers_depend_downwards_only() -> None:
             assert not {
                 m for m in imported if m.startswith(("cartpole_dqn.tuning", "cartpole_dqn.benchmarking"))
             }, module
+        # the command lines are the top floor: only their entry points import them
+        entry_points = {f"cartpole_dqn.{c}" for c in COMMAND_NAMES} | {"cartpole_dqn.__main__"}
+        if module not in entry_points and not module.startswith("cartpole_dqn.commands"):
+            assert not {m for m in imported if m.startswith("cartpole_dqn.commands")}, module
         # the two toolings share what lies below them (run/), never each other
         if module.startswith("cartpole_dqn.tuning"):
             assert not {m for m in imported if m.startswith("cartpole_dqn.benchmarking")}, module
         if module.startswith("cartpole_dqn.benchmarking"):
             assert not {m for m in imported if m.startswith("cartpole_dqn.tuning")}, module
+
+
+COMMAND_NAMES = ("train", "evaluate", "export", "tune", "benchmark")
+
+
+def test_the_root_holds_the_base_and_one_entry_point_per_command() -> None:
+    """Commands live in commands/; at the root, each command's ``python -m`` entry point is a few
+    lines that import it, beside the bottom floor (config, zoo files, errors, CLI plumbing)."""
+    root = {p.stem for p in PACKAGE.glob("*.py")}
+    assert root == {"__init__", "__main__", "_legacy", "cli", "config", "errors", "zoo", *COMMAND_NAMES}
+    for name in COMMAND_NAMES:
+        shim = (PACKAGE / f"{name}.py").read_text()
+        assert f"from cartpole_dqn.commands.{name} import" in shim and len(shim.splitlines()) <= 15
 
 
 def python(code: str, cwd: Path) -> str:

@@ -23,13 +23,13 @@ def old_runs(tmp_path: Path) -> Path:
 
 def test_an_old_model_loads_with_its_plugins_and_scores_as_it_did(old_runs: Path) -> None:
     from cartpole_dqn import DQNAgent, DuelingDQNPolicy, PrioritizedReplayBuffer
-    from cartpole_dqn.run.evaluation import evaluate_policy
+    from cartpole_dqn.run.evaluation import evaluate_greedy
 
     model = DQNAgent.load(old_runs / "finished" / "model.zip", device="cpu")
     assert isinstance(model.policy, DuelingDQNPolicy) and model.double_q is True
     assert model.replay_buffer_class is PrioritizedReplayBuffer
     old = json.loads((old_runs / "finished" / "results.json").read_text())
-    again = evaluate_policy(model.policy, "CartPole-v1", old["eval_episodes"], old["final_eval_seed"], 500)
+    again = evaluate_greedy(model.policy, "CartPole-v1", old["eval_episodes"], old["final_eval_seed"], 500)
     assert again.mean == old["eval_mean"]  # the same greedy returns, episode for episode
 
 

@@ -121,9 +121,9 @@ def test_the_curve_starts_where_acting_at_random_does_on_every_zoo_env(env_id: s
     to the threshold scores about half. LunarLander's threshold is positive (200) but its returns are
     not (random: about -190), so a floor of 0 would score every early LunarLander curve 0 alike."""
     from cartpole_dqn.config import RunConfig
-    from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.run.envs import env_info_of
 
-    env = check_env(RunConfig(env_id=env_id))
+    env = env_info_of(RunConfig(env_id=env_id))
     score = CurveScore(BUDGET, EVAL_FREQ, env.threshold, env.reward_floor)
     random_return = random_policy_mean_return(env_id, 30)
     assert env.reward_floor <= random_return + 40  # at or just below random (30 episodes: noisy)

@@ -17,8 +17,8 @@ from stable_baselines3.common.save_util import load_from_pkl
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.agent import DQNAgent
 from cartpole_dqn.run.artifacts import RunPaths, allocate_run
-from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, check_env
-from cartpole_dqn.run.evaluation import evaluate_policy
+from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, env_info_of
+from cartpole_dqn.run.evaluation import evaluate_greedy
 from cartpole_dqn.run.models import load_model
 from cartpole_dqn.run.runner import resume_run, train_new_run
 
@@ -91,7 +91,7 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(
     tmp_path: Path, algorithm: str
 ) -> None:
     config = CONFIG if algorithm == "dqn" else CONFIG.replace(algorithm="qrdqn", n_quantiles=5)
-    env_info = check_env(config)
+    env_info = env_info_of(config)
     paths = allocate_run(tmp_path / "runs", tmp_path / "tb", "r", "r")
     run_dir = paths.run_dir
     n_envs = config.n_envs
@@ -121,7 +121,7 @@ def test_resume_keeps_the_replay_data_whole_and_the_saved_model_consistent(
     best = max(history, key=lambda r: (r["deciding"], r["mean"]))
     on_disk = load_model(paths.model)
     # Re-run that evaluation: same episodes, same start states; a stopped one reported its first ones.
-    rescored = evaluate_policy(
+    rescored = evaluate_greedy(
         on_disk.policy, config.env_id, config.eval_episodes, config.seed + EVAL_SEED_OFFSET, 500
     )
     kept = rescored.returns[: best["episodes"]]

@@ -15,8 +15,8 @@ from stable_baselines3.common.logger import Logger
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.run.artifacts import allocate_run
-from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, check_env, resolve_env
-from cartpole_dqn.run.evaluation import evaluate_policy
+from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, env_info_of, resolve_env
+from cartpole_dqn.run.evaluation import evaluate_greedy
 from cartpole_dqn.run.runner import train_new_run
 from cartpole_dqn.run.solve import SolveCallback
 
@@ -52,7 +52,7 @@ class FakeModel:
 
 def protocol_verdict(policy: Any, threshold: float, eval_seed: int) -> bool:
     """Whether the solve callback marks the run solved after one evaluation of ``policy``."""
-    env = check_env(RunConfig(threshold=threshold))
+    env = env_info_of(RunConfig(threshold=threshold))
     callback = SolveCallback(
         env,
         eval_freq=1000,
@@ -92,7 +92,7 @@ def test_protocol_verdict_equals_a_plain_100_episode_evaluation(
     protocol (with whatever shortcut it takes) says "solved" exactly when a plain 100-episode
     greedy evaluation on the same seeds reaches the threshold."""
     policy = LinearPolicy(w)
-    plain = evaluate_policy(policy, "CartPole-v1", 100, seed, 500)
+    plain = evaluate_greedy(policy, "CartPole-v1", 100, seed, 500)
     threshold = min(max(plain.mean + offset, 1.0), 500.0)
     assert protocol_verdict(policy, threshold, seed) == (plain.mean >= threshold)
 
@@ -122,7 +122,7 @@ def untrained_means(config: RunConfig) -> tuple[float, float]:
 
     agent = build_agent(config, make_train_env(config))
     return tuple(  # type: ignore[return-value]
-        evaluate_policy(agent.policy, config.env_id, 100, config.seed + offset, 500).mean
+        evaluate_greedy(agent.policy, config.env_id, 100, config.seed + offset, 500).mean
         for offset in (EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET)
     )
 
@@ -247,7 +247,7 @@ def test_the_saved_model_is_the_best_ranked_one(tmp_path: Path) -> None:
     policies = {1000: [0, 0, 1, 0], 2000: [0, 0, 0, 1], 3000: [0, 0, 1, 0], 4000: [0, 0, 1, 1]}
     model = FakeModel(LinearPolicy(policies[1000]))
     callback = SolveCallback(
-        check_env(RunConfig(threshold=499.0)),  # none of these passes: every evaluation is ranked
+        env_info_of(RunConfig(threshold=499.0)),  # none of these passes: every evaluation is ranked
         eval_freq=1000,
         eval_episodes=100,
         curve_episodes=10,

@@ -172,10 +172,10 @@ def test_acrobot_short_run_takes_the_threshold_from_its_spec(tmp_path: Path) -> 
     assert results["total_steps"] == 2000 and results["max_return"] is None
     # eval_mean is the saved model re-scored on the final seeds: an independent evaluation agrees.
     from cartpole_dqn import DQNAgent
-    from cartpole_dqn.run.evaluation import evaluate_policy
+    from cartpole_dqn.run.evaluation import evaluate_greedy
 
     model = DQNAgent.load(results["model_path"], device="cpu")
-    again = evaluate_policy(model.policy, "Acrobot-v1", 10, results["final_eval_seed"], 500)
+    again = evaluate_greedy(model.policy, "Acrobot-v1", 10, results["final_eval_seed"], 500)
     assert results["eval_mean"] == again.mean and results["eval_episodes"] == 10
 
 

@@ -118,9 +118,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     if baseline not in configs:
         raise UsageError(f"--baseline '{baseline}' is not one of --configs ({', '.join(labels)})")
 
-    from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.run.envs import env_info_of
 
-    infos = {label: check_env(config) for label, config in configs.items()}
+    infos = {label: env_info_of(config) for label, config in configs.items()}
     env_ids = {info.env_id for info in infos.values()}
     if len(env_ids) > 1:
         raise UsageError(

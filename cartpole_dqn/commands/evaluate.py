@@ -99,11 +99,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     base = saved if saved is not None else RunConfig()
     config = base.replace(**overrides) if overrides else base
 
-    from cartpole_dqn.run.envs import check_env
-    from cartpole_dqn.run.evaluation import evaluate_policy, record_gif
+    from cartpole_dqn.run.envs import env_info_of
+    from cartpole_dqn.run.evaluation import evaluate_greedy, record_gif
     from cartpole_dqn.run.verdict import verdict_lines
 
-    info = check_env(config)
+    info = env_info_of(config)
     if policy is None:
         policy = models.load_model(model_path).policy
     if not models.fits(policy, config.env_id):
@@ -111,7 +111,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             f"model {model_path} does not fit env '{config.env_id}': it expects observations of shape "
             f"{policy.observation_space.shape} and {policy.action_space.n} actions"
         )
-    result = evaluate_policy(policy, config.env_id, args.episodes, args.seed, info.max_episode_steps)
+    result = evaluate_greedy(policy, config.env_id, args.episodes, args.seed, info.max_episode_steps)
     print(f"{config.env_id} · {model_path} · seed {args.seed}")
     lines = verdict_lines(
         "greedy return",

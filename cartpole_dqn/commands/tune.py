@@ -157,7 +157,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     import optuna
 
-    from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.run.envs import env_info_of
     from cartpole_dqn.run.multiseed import RunsInterrupted
     from cartpole_dqn.tuning.flow import pick_again, sweep_then_pick
     from cartpole_dqn.tuning.report import report
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started_at = time.time()
-    check_env(base)
+    env_info_of(base)
     store = StoreSettings(
         args.storage, args.output_dir / "journal.log", args.heartbeat_interval, args.grace_period
     )

@@ -78,7 +78,7 @@ class EnvInfo:
     reward_floor: float = 0.0
 
 
-def check_env(config: RunConfig) -> EnvInfo:
+def env_info_of(config: RunConfig) -> EnvInfo:
     """Check that ``config.env_id`` exists and fits DQN; resolve the solve threshold."""
     env_id = config.env_id
     try:
@@ -123,7 +123,7 @@ def check_env(config: RunConfig) -> EnvInfo:
 def resolve_env(config: RunConfig) -> tuple[RunConfig, EnvInfo]:
     """Check the config's env and fix its threshold (the spec's, unless the config sets one), so the
     config a run saves records what decided it."""
-    info = check_env(config)
+    info = env_info_of(config)
     return config.replace(threshold=info.threshold), info
 
 

@@ -184,7 +184,7 @@ class Evaluator:
         self._venv.close()
 
 
-def evaluate_policy(
+def evaluate_greedy(
     policy: GreedyPolicy, env_id: str, episodes: int, seed: int, max_episode_steps: int | None = None
 ) -> EvalResult:
     """One-off greedy evaluation over ``episodes`` episodes."""

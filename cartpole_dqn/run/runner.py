@@ -37,7 +37,7 @@ from cartpole_dqn.run.checkpoints import (
     restore_rng_state,
 )
 from cartpole_dqn.run.envs import EVAL_SEED_OFFSET, FINAL_EVAL_SEED_OFFSET, EnvInfo, make_train_env
-from cartpole_dqn.run.evaluation import EvalResult, evaluate_policy, is_solved
+from cartpole_dqn.run.evaluation import EvalResult, evaluate_greedy, is_solved
 from cartpole_dqn.run.factory import agent_class, build_agent
 from cartpole_dqn.run.interrupt import RunInterrupted
 from cartpole_dqn.run.models import readable
@@ -246,7 +246,7 @@ def finish(
     final = EvalResult(returns=np.zeros(1), seed=final_seed)  # stands in where no model was saved
     if paths.model.is_file():
         best = load_model(paths.model)
-        final = evaluate_policy(
+        final = evaluate_greedy(
             best.policy, config.env_id, config.eval_episodes, final_seed, env.max_episode_steps
         )
     episodes = final.episodes if paths.model.is_file() else 0

@@ -58,11 +58,11 @@ def select_and_write(
 ) -> None:
     """Print the top trials; pick (re-training on fresh seeds as needed, said before it starts); write
     best.yaml (a different previous one is kept beside it), summary.json and, when asked, the plots."""
-    from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.run.envs import env_info_of
 
     study = load_recorded_study(settings)
     base = recorded_base_config(study, settings.base)
-    env_info = check_env(base)
+    env_info = env_info_of(base)
     counts = print_study(study, settings)
     if counts["complete"] == 0:
         print("no completed trial yet: nothing to rank")

@@ -158,10 +158,10 @@ def print_study(study: optuna.Study, settings: SweepSettings) -> dict[str, int]:
 def report(settings: SweepSettings, validate_seeds: int | None = None) -> None:
     """``tune --report``: print the study's counts, its top trials and its recorded pick. Read-only: it
     trains nothing and writes nothing (``--select`` re-runs the selection)."""
-    from cartpole_dqn.run.envs import check_env
+    from cartpole_dqn.run.envs import env_info_of
 
     study = load_recorded_study(settings)
-    env_info = check_env(recorded_base_config(study, settings.base))
+    env_info = env_info_of(recorded_base_config(study, settings.base))
     counts = print_study(study, settings)
     if counts["complete"] == 0:
         print("no completed trial yet: nothing to rank")

@@ -4,8 +4,9 @@ SB3 pickles classes by module path, so ``model.zip`` files and checkpoints writt
 ``cartpole_dqn.policies.DuelingDQNPolicy``, ``cartpole_dqn.buffers.PrioritizedReplayBuffer`` and
 ``cartpole_dqn.sumtree.SumTree``. A meta path finder maps each old path to the module that holds
 those classes now (the same module object, so ``isinstance`` checks hold), for unpickling and for
-user code that imported the plug-ins from the old paths (and, since 0.3.0, ``cartpole_dqn.dqn.factory``,
-now ``cartpole_dqn.run.factory``). These aliases may be dropped in 1.0.0.
+user code that imported the plug-ins from the old paths (and, since 0.3.0, 0.2.0's
+``cartpole_dqn.dqn.factory``, ``.optim`` and ``.explicit``, now in ``run/`` and ``dqn/fast/``). These
+aliases may be dropped in 1.0.0.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ MOVED = {
     "cartpole_dqn.buffers": "cartpole_dqn.dqn.buffers",
     "cartpole_dqn.sumtree": "cartpole_dqn.dqn.sumtree",
     "cartpole_dqn.dqn.factory": "cartpole_dqn.run.factory",  # 0.2.0: building agents from configs
+    "cartpole_dqn.dqn.optim": "cartpole_dqn.dqn.fast.optim",  # 0.2.0 zips pickle FlatAdam by this path
+    "cartpole_dqn.dqn.explicit": "cartpole_dqn.dqn.fast.explicit",
 }
 
 

@@ -336,7 +336,7 @@ def test_priorities_change_exactly_at_the_sampled_slots() -> None:
 def test_flat_adam_is_torchs_adam_bit_for_bit_and_shares_its_state_dicts(fused: bool) -> None:
     import copy
 
-    from cartpole_dqn.dqn.optim import FlatAdam
+    from cartpole_dqn.dqn.fast.optim import FlatAdam
 
     th.manual_seed(0)
     net = th.nn.Sequential(th.nn.Linear(4, 32), th.nn.ReLU(), th.nn.Linear(32, 2))
@@ -395,7 +395,7 @@ def test_explicit_passes_give_autograds_gradients_bit_for_bit(
 ) -> None:
     from torch.nn import functional as F
 
-    from cartpole_dqn.dqn.explicit import explicit_network
+    from cartpole_dqn.dqn.fast.explicit import explicit_network
     from cartpole_dqn.dqn.networks import ACTIVATION_CLASSES
 
     th.manual_seed(1)

@@ -64,3 +64,19 @@ def test_old_run_folders_evaluate_and_resume_through_the_clis(old_runs: Path) ->
     assert (work / "tensorboard_logs" / "killed").is_dir()
     assert not (old_runs / "killed" / "checkpoint").exists()
     assert np.isfinite(results["eval_mean"])
+
+
+def test_a_0_2_0_model_zip_loads_with_flat_adam_at_its_new_path() -> None:
+    """0.2.0 zips pickle ``cartpole_dqn.dqn.optim.FlatAdam`` in their policy kwargs; 0.3.0 moved it to
+    ``cartpole_dqn.dqn.fast.optim`` (tests/fixtures/v0.2.0/dqn_model.zip, saved by 0.2.0)."""
+    import warnings
+
+    from cartpole_dqn import DQNAgent
+    from cartpole_dqn.dqn.fast.optim import FlatAdam
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent = DQNAgent.load(REPO / "tests" / "fixtures" / "v0.2.0" / "dqn_model.zip", device="cpu")
+    assert isinstance(agent.policy.optimizer, FlatAdam) and agent.fast and agent.torch_threads == 1
+    action, _ = agent.predict(np.zeros(4, dtype=np.float32), deterministic=True)
+    assert int(action) in (0, 1)

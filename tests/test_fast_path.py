@@ -13,13 +13,13 @@ from stable_baselines3.common.buffers import NStepReplayBuffer, ReplayBuffer
 from stable_baselines3.common.env_util import make_vec_env
 
 from cartpole_dqn import DQNAgent, PrioritizedReplayBuffer, QRDQNAgent
-from cartpole_dqn.dqn import torch_private
-from cartpole_dqn.dqn.optim import FlatAdam
+from cartpole_dqn.dqn.fast import torch_private
+from cartpole_dqn.dqn.fast.optim import FlatAdam
 
 SMALL: dict[str, Any] = dict(learning_starts=100, train_freq=4, gradient_steps=2, batch_size=32, seed=3)
 
 
-def trained(fast: bool, steps: int = 600, **kwargs: Any) -> DQNAgent:
+def trained(fast: bool, steps: int = 400, **kwargs: Any) -> DQNAgent:
     env = make_vec_env("CartPole-v1", n_envs=1, seed=3)
     agent = DQNAgent("MlpPolicy", env, fast=fast, **SMALL, **kwargs)
     agent.learn(steps)

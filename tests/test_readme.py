@@ -57,7 +57,7 @@ SCALED_DOWN = {
     "cartpole_dqn.train": ["--no-progress", "--total-timesteps", "1500"],
     "cartpole_dqn.tune": [
         *("--trials", "3", "--seeds-per-trial", "1", "--total-timesteps", "1500"),
-        *("--validate-seeds", "2", "--workers", "2"),
+        *("--validate-seeds", "1", "--workers", "2"),
     ],
     "cartpole_dqn.benchmark": ["--seeds", "1", "--total-timesteps", "1000", "--bootstrap", "200"],
 }
@@ -82,7 +82,7 @@ def test_every_package_command_in_the_readme_runs(workdir: Path) -> None:
         elif argv[2] == "cartpole_dqn.tune" and "--report" in argv:
             extra = []  # read-only: it shows what the scaled-down sweep above recorded
         elif argv[2] == "cartpole_dqn.tune" and "--select" in argv:
-            extra = ["--validate-seeds", "2"]
+            extra = ["--validate-seeds", "1"]
         result = run_module(argv[2], *argv[3:], *extra, cwd=workdir, timeout=600)
         assert result.returncode == 0, (command, result.stderr[-2000:])
     runs = {p.name for p in (workdir / "experiments" / "runs").iterdir()}
@@ -163,18 +163,20 @@ def test_the_layout_section_lists_every_module_and_only_existing_ones() -> None:
     layout = DEVELOPMENT.split("## Layout", 1)[1].split("\n## ", 1)[0]
     (tree,) = re.findall(r"```text\n(cartpole_dqn/.*?)```", layout, flags=re.S)
     listed: set[str] = set()
-    folder = ""
+    folders = ["", "", ""]  # the folder open at each depth (indent 2, 4, 6)
     for line in tree.splitlines()[1:]:
         name = line.split()[0] if line.strip() else ""
-        if not line.startswith("  ") or line.startswith(" " * 6) or not name:
+        indent = len(line) - len(line.lstrip())
+        if indent not in (2, 4, 6) or not name:
             continue  # top-level folders and wrapped description lines
-        if line.startswith("    "):
-            listed.add(f"{folder}{name}")
-        elif name.endswith("/"):
-            folder = name
+        depth = indent // 2 - 1
+        path = "".join(folders[:depth]) + name
+        if name.endswith("/"):
+            folders[depth] = name
+            folders[depth + 1 :] = [""] * (len(folders) - depth - 1)
         else:
-            folder = ""
-            listed.add(name)
+            listed.add(path)
+            folders[depth:] = [""] * (len(folders) - depth)
     package = REPO / "cartpole_dqn"
     actual = {
         str(p.relative_to(package))

@@ -23,12 +23,12 @@ from torch.nn import functional as F
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
-from cartpole_dqn.dqn.explicit import ExplicitQNetwork, explicit_network
-from cartpole_dqn.dqn.optim import FlatAdam
+from cartpole_dqn.dqn.fast.explicit import ExplicitQNetwork, explicit_network
+from cartpole_dqn.dqn.fast.optim import FlatAdam
+from cartpole_dqn.dqn.fast.torch_private import fast_path_available
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
 from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
-from cartpole_dqn.dqn.torch_private import fast_path_available
 
 aten = th.ops.aten
 _ONE = th.ones(())  # the gradient loss.backward() starts from
@@ -62,7 +62,7 @@ class DQNAgent(DQN):
     :param fast: the speed path (explicit passes, FlatAdam, windowed replay, leaner per-step hooks;
         bitwise the same update): on by default; False runs SB3's own code for every step, and so
         does an agent whose torch lacks one of the private APIs it needs
-        (:mod:`cartpole_dqn.dqn.torch_private`), with one warning
+        (:mod:`cartpole_dqn.dqn.fast.torch_private`), with one warning
     :param torch_threads: torch CPU threads while ``learn`` runs (then restored): 1, as the command
         line uses, is fastest for the small MLPs of classic-control tasks; None leaves torch's own
         setting (one per core) alone
@@ -328,7 +328,7 @@ class DQNAgent(DQN):
     def _gradients_autograd(
         self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float, weights: th.Tensor | None
     ) -> tuple[float, th.Tensor, th.Tensor]:
-        """The same, through autograd: for networks :mod:`cartpole_dqn.dqn.explicit` does not know."""
+        """The same, through autograd: for networks :mod:`cartpole_dqn.dqn.fast.explicit` does not know."""
         with th.no_grad():
             target_q_values = self._target(replay_data, discounts)
         current_q_values = th.gather(

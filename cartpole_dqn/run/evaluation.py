@@ -19,7 +19,7 @@ from gymnasium import spaces
 from sb3_contrib.qrdqn.policies import QRDQNPolicy
 from stable_baselines3.dqn.policies import DQNPolicy
 
-from cartpole_dqn.dqn.explicit import explicit_network
+from cartpole_dqn.dqn.fast.explicit import explicit_network
 from cartpole_dqn.run.envs import make_eval_env
 
 

@@ -35,7 +35,7 @@ def agent_kwargs(config: RunConfig) -> dict[str, Any]:
 
     ``implementation: sb3`` builds stock SB3 ``DQN`` / sb3-contrib ``QRDQN`` (their default Adam),
     so a baseline config runs exactly what their users run; DQNAgent brings
-    :class:`~cartpole_dqn.dqn.optim.FlatAdam`, QRDQNAgent keeps QRDQN's Adam (eps 0.01 / batch size).
+    :class:`~cartpole_dqn.dqn.fast.optim.FlatAdam`, QRDQNAgent keeps QRDQN's Adam (eps 0.01 / batch size).
     """
     kwargs: dict[str, Any] = dict(
         learning_rate=config.learning_rate,

@@ -1,6 +1,6 @@
 """Every private torch API the fast path uses, named in one place.
 
-The fast path (explicit forward/backward passes, :class:`~cartpole_dqn.dqn.optim.FlatAdam`, foreach
+The fast path (explicit forward/backward passes, :class:`~cartpole_dqn.dqn.fast.optim.FlatAdam`, foreach
 target updates and gradient clipping) calls torch functions that are not public API and may move
 between torch releases. Each is listed here. An agent built with ``fast=True`` checks them first;
 when one is missing (another torch version), it runs the plain path, SB3's own code, and says so in

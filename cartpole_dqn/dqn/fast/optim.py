@@ -27,7 +27,7 @@ from torch.optim import Adam, Optimizer
 
 # torch's methods without their dynamo-disabling wrappers (functools.wraps keeps the originals);
 # the wrapped methods themselves where a torch version has no wrapper (agents then avoid FlatAdam:
-# cartpole_dqn.dqn.torch_private).
+# cartpole_dqn.dqn.fast.torch_private).
 _ADD_PARAM_GROUP = getattr(Optimizer.add_param_group, "__wrapped__", Optimizer.add_param_group)
 _STATE_DICT = getattr(Optimizer.state_dict, "__wrapped__", Optimizer.state_dict)
 _LOAD_STATE_DICT = getattr(Optimizer.load_state_dict, "__wrapped__", Optimizer.load_state_dict)

@@ -147,16 +147,32 @@ def test_the_readme_paired_figures_are_what_the_script_prints_from_the_committed
 
 @pytest.mark.slow
 def test_readme_python_examples_run(tmp_path: Path) -> None:
+    """The Python examples run as shown: the plug-ins' two, then the ONNX one in an export of the
+    model the first of them saved."""
     import textwrap
 
     codes = blocks("python")
-    assert len(codes) == 2  # DQN with every plug-in; QR-DQN with every plug-in
-    for code in codes:
+    onnx_codes = [code for code in codes if "onnxruntime" in code]
+    plain = [code for code in codes if code not in onnx_codes]
+    assert len(plain) == 2 and len(onnx_codes) == 1  # DQN and QR-DQN with every plug-in; ONNX Runtime
+    for code in plain:
         result = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True, text=True
         )
         assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "dqn_cartpole.zip").is_file()
+    exported = run_module(
+        "cartpole_dqn.export", "dqn_cartpole.zip", "--out", "onnx-policy", "--format", "onnx", cwd=tmp_path
+    )
+    assert exported.returncode == 0, exported.stderr
+    (code,) = onnx_codes
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path / "onnx-policy",
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and re.fullmatch(r"return \d+\.\d\n", result.stdout), result.stderr[-2000:]
 
 
 def test_the_layout_section_lists_every_module_and_only_existing_ones() -> None:

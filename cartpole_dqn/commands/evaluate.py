@@ -81,8 +81,23 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             raise UsageError(f"--gif folder does not exist: {args.gif.parent}")
 
     from cartpole_dqn.run import models
+    from cartpole_dqn.run.onnx_export import OnnxPolicy, onnx_file, saved_description
 
-    if models.is_export(args.model):
+    graph = onnx_file(args.model)
+    policy: Any
+    if graph is not None:  # an ONNX export (or a bare .onnx file): run in ONNX Runtime
+        description = saved_description(graph)
+        policy = OnnxPolicy(graph)
+        model_path = graph
+        saved = (
+            RunConfig.from_mapping(
+                {"env_id": description["env_id"], "threshold": description.get("threshold")},
+                source=str(graph.parent / models.DESCRIPTION),
+            )
+            if description.get("env_id")
+            else None
+        )
+    elif models.is_export(args.model):
         exported = models.load_policy(args.model)
         model_path, policy, saved = args.model, exported.policy, exported.saved_config(args.model)
     else:

@@ -24,7 +24,17 @@ FLAGS = {"out": "--out"}
 def build_parser(prog: str = PROG) -> OneLineParser:
     parser = OneLineParser(prog=prog, description="Export a run's policy as weights + JSON (no pickle).")
     parser.add_argument("run", type=Path, help="run folder (with model.zip) or a model.zip")
-    parser.add_argument("--out", type=Path, required=True, help="new folder for policy.pt + policy.json")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="new folder for the export, its policy.json and README.md"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch: weights only (policy.pt, loaded with cartpole_dqn.load_policy); onnx: the greedy "
+        "policy as an ONNX graph (policy.onnx, runs in ONNX Runtime without torch; the onnx extra) "
+        "(default: torch)",
+    )
     return parser
 
 
@@ -43,13 +53,21 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     results = read_results(model_path.parent / RESULTS)
     extra["score"] = score_of(results)
     extra["versions"] = results.get("versions") or {pkg: version(pkg) for pkg in VERSIONED}
-    models.export_policy(model, args.out, extra)
-    card = model_card(extra, saved.to_yaml() if saved is not None else None)
-    (args.out / "README.md").write_text(card)
-    print(
-        f"exported {model_path} -> {args.out / models.WEIGHTS}, {args.out / models.DESCRIPTION}, "
-        f"{args.out / 'README.md'}"
-    )
+    config_yaml = saved.to_yaml() if saved is not None else None
+    if args.format == "onnx":
+        from cartpole_dqn.run.onnx_export import ONNX_FILE, export_onnx, require
+
+        require("onnx", "--format onnx")
+        args.out.mkdir(parents=True)
+        description = {**export_onnx(model, args.out / ONNX_FILE), **extra}
+        (args.out / models.DESCRIPTION).write_text(json.dumps(description, indent=2) + "\n")
+        (args.out / "README.md").write_text(onnx_model_card(description, config_yaml))
+        written = args.out / ONNX_FILE
+    else:
+        models.export_policy(model, args.out, extra)
+        (args.out / "README.md").write_text(model_card(extra, config_yaml))
+        written = args.out / models.WEIGHTS
+    print(f"exported {model_path} -> {written}, {args.out / models.DESCRIPTION}, {args.out / 'README.md'}")
     return 0
 
 
@@ -81,19 +99,50 @@ def score_of(results: dict[str, Any]) -> dict[str, Any] | None:
     return {key: results.get(key) for key in keys}
 
 
+def scored_text(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "No score recorded (the model did not come from a run folder with results.json)."
+    return (
+        f"Greedy return **{score['eval_mean']:.1f} ± {score['eval_std']:.1f}** over "
+        f"{score['eval_episodes']} episodes (reset seed {score['final_eval_seed']}, seeds never used "
+        f"in training), threshold {score['threshold']:g}; solved during training: "
+        f"{'yes, at step ' + format(score['steps_to_solve'], ',') if score['solved'] else 'no'}."
+    )
+
+
+def onnx_model_card(description: dict[str, Any], config_yaml: str | None) -> str:
+    """README.md of an ONNX export: the graph's interface, how it scored, a complete ORT example."""
+    env_id = description.get("env_id") or "the env"
+    shape = ", ".join(str(d) for d in description["input"]["shape"])
+    versions = ", ".join(f"{k} {v}" for k, v in description.get("versions", {}).items())
+    config = "" if config_yaml is None else f"\n## Config\n\n```yaml\n{config_yaml.rstrip()}\n```\n"
+    return (
+        f"# Greedy {description['algorithm'].upper()} policy for {env_id} (cartpole_dqn ONNX export)\n\n"
+        f"Source: `{description.get('source')}`. Format: ONNX, opset {description['opset']} "
+        f"(`policy.onnx`); runs in ONNX Runtime, no torch needed.\n\n"
+        f"- input `obs`: float32, shape ({shape}): raw observations as the env returns them, any batch "
+        "size; the graph includes all preprocessing (SB3's flatten), so nothing is to be done first\n"
+        "- output `action`: int64, shape (batch,): the greedy action\n"
+        "- output `q_values`: float32, shape (batch, n_actions): the Q-values it maximizes"
+        + (" (the mean over quantiles)" if description["algorithm"] == "qrdqn" else "")
+        + f"\n\n## Score\n\n{scored_text(description.get('score'))}\n\n"
+        "## Run it\n\n```python\nimport gymnasium as gym\nimport numpy as np\nimport onnxruntime as ort\n\n"
+        'session = ort.InferenceSession("policy.onnx")\n'
+        f'env = gym.make("{description.get("env_id") or "CartPole-v1"}")\n'
+        "obs, _ = env.reset(seed=0)\ntotal, done = 0.0, False\nwhile not done:\n"
+        '    action = session.run(["action"], {"obs": obs[None].astype(np.float32)})[0][0]\n'
+        "    obs, reward, terminated, truncated, _ = env.step(int(action))\n"
+        "    total, done = total + float(reward), terminated or truncated\n"
+        'print(f"return {total:.1f}")\n```\n\n'
+        "or score it: `python -m cartpole_dqn.evaluate path/to/this/folder`.\n"
+        f"{config}\n## Versions\n\n{versions}\n"
+    )
+
+
 def model_card(description: dict[str, Any], config_yaml: str | None) -> str:
     """README.md of an export: what it is, how it scored, how to load it."""
-    score = description.get("score")
     env_id = description.get("env_id", "?")
-    if score is None:
-        scored = "No score recorded (the model did not come from a run folder with results.json)."
-    else:
-        scored = (
-            f"Greedy return **{score['eval_mean']:.1f} ± {score['eval_std']:.1f}** over "
-            f"{score['eval_episodes']} episodes (reset seed {score['final_eval_seed']}, seeds never used "
-            f"in training), threshold {score['threshold']:g}; solved during training: "
-            f"{'yes, at step ' + format(score['steps_to_solve'], ',') if score['solved'] else 'no'}."
-        )
+    scored = scored_text(description.get("score"))
     versions = ", ".join(f"{k} {v}" for k, v in description.get("versions", {}).items())
     config = "" if config_yaml is None else f"\n## Config\n\n```yaml\n{config_yaml.rstrip()}\n```\n"
     return (

@@ -1,5 +1,7 @@
 """Every file ``train --resume``, ``evaluate`` and ``export`` read, corrupted: one line, exit 2, no
-traceback, and nothing in the run folder changed. Through the real command line, on real runs."""
+traceback, and nothing in the run folder changed. Through each command's own ``cli(argv)`` (in
+process: each refusal comes before any training), on real runs; one case per command also in a
+fresh interpreter."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import assert_one_line_error, run_module, sigkill_when, tree_digest
+from tests.conftest import assert_one_line_error, run_in_process, run_module, sigkill_when, tree_digest
 
 pytestmark = pytest.mark.slow
 
@@ -64,9 +66,11 @@ def corrupted(runs: Path, run: str, member: str, how: str, name: str) -> Path:
     return copy
 
 
-def unchanged_after(copy: Path, *argv: str, needles: tuple[str, ...], cwd: Path) -> None:
+def unchanged_after(
+    copy: Path, *argv: str, needles: tuple[str, ...], cwd: Path, fresh_interpreter: bool = False
+) -> None:
     before = tree_digest(copy)
-    result = run_module(*argv, cwd=cwd)
+    result = (run_module if fresh_interpreter else run_in_process)(*argv, cwd=cwd)
     assert_one_line_error(result, *needles)
     assert tree_digest(copy) == before, "the failed command changed the run folder"
 
@@ -90,6 +94,7 @@ def test_resume_with_a_corrupt_checkpoint_file(runs: Path, member: str, needle: 
         "--no-progress",
         needles=(needle, member.split("/")[-1]),
         cwd=runs,
+        fresh_interpreter=how == "garbage" and member == "checkpoint/replay_buffer.pkl",
     )
 
 
@@ -112,18 +117,34 @@ def test_continuing_a_finished_run_with_a_corrupt_file(
         "--no-progress",
         needles=(needle, member),
         cwd=runs,
+        fresh_interpreter=how == "garbage" and member == "results.json",
     )
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncated"])
 def test_evaluate_and_export_with_a_corrupt_model(runs: Path, how: str) -> None:
     copy = corrupted(runs, "done", "model.zip", how, f"done-model-{how}")
+    fresh = how == "garbage"
     unchanged_after(
-        copy, "cartpole_dqn.evaluate", str(copy), "--episodes", "2", needles=("model.zip",), cwd=runs
+        copy,
+        "cartpole_dqn.evaluate",
+        str(copy),
+        "--episodes",
+        "2",
+        needles=("model.zip",),
+        cwd=runs,
+        fresh_interpreter=fresh,
     )
     out = runs / f"export-{how}"
     unchanged_after(
-        copy, "cartpole_dqn.export", str(copy), "--out", str(out), needles=("model.zip",), cwd=runs
+        copy,
+        "cartpole_dqn.export",
+        str(copy),
+        "--out",
+        str(out),
+        needles=("model.zip",),
+        cwd=runs,
+        fresh_interpreter=fresh,
     )
     assert not out.exists()
 

@@ -40,8 +40,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("onnx")
     for name, args in (
         ("dueling", []),
-        ("mlp", ["--policy", "MlpPolicy", "--total-timesteps", "1500"]),
-        ("qr", ["--config", "qrdqn", "--total-timesteps", "1500"]),
+        ("mlp", ["--policy", "MlpPolicy", "--total-timesteps", "1000"]),
+        ("qr", ["--config", "qrdqn", "--total-timesteps", "1000"]),
     ):
         result = run_module("cartpole_dqn.train", *args, "--run-name", name, "--no-progress", cwd=root)
         assert result.returncode == 0, result.stderr

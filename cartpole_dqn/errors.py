@@ -40,3 +40,9 @@ def write_error(what: str, exc: OSError, kept: str) -> WriteError:
 
 class StorageLost(RuntimeError):
     """The study's database went away mid-sweep; finished trials are kept, stopped ones re-run."""
+
+
+def reason_of(exc: BaseException) -> str:
+    """An exception's first line for a one-line message (its type's name when it says nothing)."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cartpole_dqn.config import RunConfig, load_config
-from cartpole_dqn.errors import ConfigError, UsageError
+from cartpole_dqn.errors import ConfigError, UsageError, reason_of
 from cartpole_dqn.run.artifacts import CONFIG, FINAL_MODEL, MODEL
 
 FORMAT = "cartpole_dqn-policy-v1"
@@ -65,7 +65,7 @@ def load_model(path: Path) -> Any:
             warnings.simplefilter("ignore")
             return cls.load(path, device="cpu")
     except Exception as exc:  # corrupt archive, missing members, unpickling failures
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason_of(exc)
         raise UsageError(f"cannot load model {path}: {reason}", about="model") from None
 
 
@@ -78,7 +78,7 @@ def readable(what: str, path: Path) -> Iterator[None]:
     except UsageError:
         raise
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason_of(exc)
         raise UsageError(f"cannot read {what} {path}: {reason}", about="run_dir") from None
 
 
@@ -221,8 +221,6 @@ def load_policy(folder: str | Path) -> ExportedPolicy:
     except FileNotFoundError:
         raise UsageError(f"not an exported policy (no {WEIGHTS}): {folder}", about="model") from None
     except Exception as exc:
-        raise UsageError(
-            f"cannot load {folder / WEIGHTS}: {str(exc).splitlines()[0]}", about="model"
-        ) from None
+        raise UsageError(f"cannot load {folder / WEIGHTS}: {reason_of(exc)}", about="model") from None
     policy.set_training_mode(False)
     return ExportedPolicy(policy, description)

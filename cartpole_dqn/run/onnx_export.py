@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from cartpole_dqn.errors import UsageError
+from cartpole_dqn.errors import UsageError, reason_of
 
 ONNX_FILE = "policy.onnx"
 OPSET = 17  # ONNX opset of the exported graph (ONNX Runtime 1.14 and later run it)
@@ -103,9 +103,7 @@ class OnnxPolicy:
         try:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:  # not a file ONNX Runtime can read
-            raise UsageError(
-                f"cannot load ONNX model {path}: {str(exc).splitlines()[0]}", about="model"
-            ) from None
+            raise UsageError(f"cannot load ONNX model {path}: {reason_of(exc)}", about="model") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if [i.name for i in inputs] != ["obs"] or [o.name for o in outputs][:1] != ["action"]:
             raise UsageError(f"{path} is not a cartpole_dqn policy export (obs -> action)", about="model")

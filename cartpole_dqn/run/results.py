@@ -64,7 +64,7 @@ class RunResult:
     @classmethod
     def read(cls, path: Path) -> RunResult:
         """A run's results file; an unreadable or malformed one is a one-line :class:`UsageError`."""
-        from cartpole_dqn.errors import UsageError
+        from cartpole_dqn.errors import UsageError, reason_of
 
         try:
             data = json.loads(path.read_text())
@@ -72,5 +72,5 @@ class RunResult:
                 raise TypeError(f"expected a JSON object, got {type(data).__name__}")
             return cls.from_dict(data)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = reason_of(exc)
             raise UsageError(f"results file {path} is unreadable: {reason}", about="run_dir") from None

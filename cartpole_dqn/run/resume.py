@@ -5,14 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cartpole_dqn.config import load_config
+from cartpole_dqn.config import RunConfig, load_config
 from cartpole_dqn.errors import UsageError
 from cartpole_dqn.run.artifacts import CONFIG, FINAL_MODEL, RESULTS, RunPaths, latest_checkpoint, lock_run
 from cartpole_dqn.run.devices import check_device
 from cartpole_dqn.run.interrupt import checkpoint_on_sigint
 from cartpole_dqn.run.results import RunResult
+
+if TYPE_CHECKING:
+    from cartpole_dqn.run.envs import EnvInfo
 
 CONTINUE_KEYS = ("total_timesteps", "early_stop")  # what may change when a finished run continues
 
@@ -40,6 +43,22 @@ def carry_on_run(
     return resume_checkpointed(run_dir, log_dir, progress_bar, verbose, announce)
 
 
+def _prepare(
+    config: RunConfig, run_dir: Path, recorded_tensorboard_dir: Path, log_dir: Path
+) -> tuple[RunConfig, EnvInfo, RunPaths]:
+    """The env (checked now that the input is known good), the device, and the run's paths: its
+    recorded TensorBoard run, or a fresh one under ``log_dir`` if that one is gone (a run folder
+    copied from another machine, say)."""
+    from cartpole_dqn.run.envs import resolve_env  # gymnasium: only once the input is known good
+
+    config, env = resolve_env(config)
+    check_device(config.device)
+    tensorboard_dir = recorded_tensorboard_dir
+    if not tensorboard_dir.is_dir():
+        tensorboard_dir = log_dir / run_dir.name
+    return config, env, RunPaths(run_dir.name, run_dir, tensorboard_dir)
+
+
 def resume_checkpointed(
     run_dir: Path, log_dir: Path, progress_bar: bool, verbose: int, announce: Callable[[str], None] = print
 ) -> RunResult:
@@ -52,16 +71,7 @@ def resume_checkpointed(
     from cartpole_dqn.run.checkpoints import read_state
 
     state = read_state(checkpoint)
-    from cartpole_dqn.run.envs import resolve_env  # gymnasium: once the input is known good
-
-    config, env = resolve_env(config)
-    check_device(config.device)
-    # The TensorBoard run the checkpoint recorded; a fresh one under log_dir if that one is gone
-    # (a run folder copied from another machine, say).
-    tensorboard_dir = state.tensorboard_dir
-    if not tensorboard_dir.is_dir():
-        tensorboard_dir = log_dir / run_dir.name
-    paths = RunPaths(run_dir.name, run_dir, tensorboard_dir)
+    config, env, paths = _prepare(config, run_dir, state.tensorboard_dir, log_dir)
     announce(f"resuming {run_dir} at step {state.num_timesteps:,} of {config.total_timesteps:,}")
 
     from cartpole_dqn.run.runner import resume_run
@@ -95,14 +105,7 @@ def continue_finished(
             about="run_dir",
         )
     config = load_config(run_dir / CONFIG, overrides)
-    from cartpole_dqn.run.envs import resolve_env
-
-    config, env = resolve_env(config)
-    check_device(config.device)
-    tensorboard_dir = Path(previous.tensorboard_dir)
-    if not tensorboard_dir.is_dir():
-        tensorboard_dir = log_dir / run_dir.name
-    paths = RunPaths(run_dir.name, run_dir, tensorboard_dir)
+    config, env, paths = _prepare(config, run_dir, Path(previous.tensorboard_dir), log_dir)
     announce(f"continuing {run_dir} from step {previous.total_steps:,} to {config.total_timesteps:,}")
 
     from cartpole_dqn.run.runner import continue_run

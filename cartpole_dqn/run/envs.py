@@ -26,12 +26,6 @@ EVAL_SEED_OFFSET = 1_000_003
 FINAL_EVAL_SEED_OFFSET = 2_000_029
 
 
-# The most one step can pay, for the envs where it is known (CartPole +1; Acrobot and MountainCar pay
-# -1 per step and 0 at the goal). It lets an evaluation stop once a pass is impossible; envs not
-# listed are always evaluated to the end of every episode.
-MAX_STEP_REWARD = {"CartPole": 1.0, "Acrobot": 0.0, "MountainCar": 0.0}
-
-
 # The evaluation return that scores 0 on the tuner's curve (tuning.objective): about what a uniformly
 # random policy earns, so the curve measures progress past acting at random. Envs not listed: 0 for a
 # positive threshold (CartPole's random policy earns ~25, its returns are never negative), minus the
@@ -74,7 +68,6 @@ class EnvInfo:
     threshold: float
     max_return: float | None
     max_episode_steps: int | None
-    max_step_reward: float | None = None
     reward_floor: float = 0.0
 
 
@@ -117,7 +110,7 @@ def env_info_of(config: RunConfig) -> EnvInfo:
     max_return = float(max_steps) if env_id.startswith("CartPole") and max_steps else None
     family = spec.name if spec.namespace is None else ""  # the per-family tables know gymnasium's own envs
     floor = reward_floor(family, float(threshold), max_steps)
-    return EnvInfo(env_id, float(threshold), max_return, max_steps, MAX_STEP_REWARD.get(family), floor)
+    return EnvInfo(env_id, float(threshold), max_return, max_steps, floor)
 
 
 def resolve_env(config: RunConfig) -> tuple[RunConfig, EnvInfo]:

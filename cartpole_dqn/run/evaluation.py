@@ -21,6 +21,7 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 from cartpole_dqn.dqn.fast.explicit import explicit_network
 from cartpole_dqn.run.envs import make_eval_env
+from cartpole_dqn.run.return_bounds import RemainingReturnBound
 
 
 class GreedyPolicy(Protocol):
@@ -68,19 +69,21 @@ class EvalResult:
 class PassBound:
     """When an evaluation may stop: once its mean can no longer reach the threshold.
 
-    All episodes of a batched evaluation start together, so after ``t`` steps every unfinished one
-    can still earn at most ``max_step_reward * (max_episode_steps - t)``. If the finished returns plus
-    that best case stay below ``threshold * episodes``, no continuation passes: stopping then never
-    changes a verdict (it only skips work on evaluations that fail anyway).
+    The finished episodes' returns are known; every running one can still earn at most its partial
+    return plus what ``remaining`` allows from its current observation (see ``run.return_bounds``).
+    If that best case stays below ``threshold * episodes``, no continuation passes: stopping then
+    never changes a verdict (it only skips work on evaluations that fail anyway).
     """
 
     threshold: float
-    max_step_reward: float
-    max_episode_steps: int
+    remaining: RemainingReturnBound
 
-    def pass_impossible(self, returns: np.ndarray, running: np.ndarray, steps_done: int) -> bool:
-        remaining = max(self.max_episode_steps - steps_done, 0)
-        best_total = float(returns.sum()) + int(running.sum()) * self.max_step_reward * remaining
+    def pass_impossible(
+        self, returns: np.ndarray, running: np.ndarray, steps_done: int, obs: np.ndarray
+    ) -> bool:
+        best_total = float(returns.sum())
+        if running.any():
+            best_total += float(self.remaining.best_remaining(obs[running], steps_done).sum())
         needed = self.threshold * returns.size
         return best_total < needed - 1e-9 * max(1.0, abs(needed))  # a rounding margin, never a false stop
 
@@ -114,7 +117,7 @@ def run_greedy_episodes(
         obs, rewards, terminated, truncated, _ = venv.step(actions)
         returns += np.where(running, rewards, 0.0)
         running &= ~(np.asarray(terminated) | np.asarray(truncated))
-        if bound is not None and not stopped and bound.pass_impossible(returns, running, step):
+        if bound is not None and not stopped and bound.pass_impossible(returns, running, step, obs):
             stopped = True
             wanted[keep:] = False
         if not (running & wanted).any():

@@ -30,6 +30,7 @@ from cartpole_dqn.run.artifacts import discard
 from cartpole_dqn.run.envs import EnvInfo
 from cartpole_dqn.run.evaluation import EvalResult, Evaluator, PassBound, is_solved
 from cartpole_dqn.run.interrupt import interrupt_requested
+from cartpole_dqn.run.return_bounds import remaining_return_bound
 
 
 @dataclass
@@ -73,7 +74,7 @@ class SolveState:
 class SolveCallback(EventCallback):
     """Periodic greedy evaluation, best checkpoint, solve detection, early stop and the budget.
 
-    :param env: the env (id, threshold, step limit, per-step reward bound) to evaluate on, in a
+    :param env: the env (id, threshold, step limit) to evaluate on, in a
         separate vector env seeded with ``eval_seed``
     :param eval_freq: training env steps between evaluations
     :param eval_episodes: episodes of every evaluation; the verdict reads their mean
@@ -122,8 +123,9 @@ class SolveCallback(EventCallback):
         self.start_time = start_time
         self.state = SolveState()
         bound = None
-        if curve_episodes > 0 and env.max_step_reward is not None and env.max_episode_steps is not None:
-            bound = PassBound(env.threshold, env.max_step_reward, env.max_episode_steps)
+        remaining = remaining_return_bound(env.env_id, env.max_episode_steps)
+        if curve_episodes > 0 and remaining is not None:
+            bound = PassBound(env.threshold, remaining)
         self._evaluator = Evaluator(
             env.env_id, eval_episodes, env.max_episode_steps, bound, min(curve_episodes, eval_episodes)
         )

@@ -1,18 +1,24 @@
 """Where a training step's time goes, against the hardware floor (a benchmark that prints figures).
 
 Usage: python experiments/scripts/overhead.py [--repeats 5] [--steps 10000] [--sections ...]
+       [--threads 1]
 
-Sections (one torch thread throughout, as the benchmark runs each run):
-  floor      the GEMMs of one gradient step of a network (batch 64: online forward,
-             target forward, backward = input and weight gradients), chained alone on
-             preallocated tensors: what the arithmetic costs on this CPU, with no framework
-  grad-step  time per gradient step on a filled buffer (agent.train(32, 64) repeated): our
-             DQNAgent with the default config and with the former default's [256, 256] net, stock
-             SB3 DQN with the zoo config, a plain eager torch step (nn.Sequential, fused Adam,
-             clipping); each against the floor of its network (the default's, or [256, 256])
-  env-steps  training throughput (env steps/s, learn() without evaluation) on the zoo config:
-             stock SB3 DQN, DQNAgent with plug-ins off, + PER, + Double + PER, and on the default
-             config with and without PER
+Sections (one torch thread unless --threads, as the benchmark runs each run):
+  floor      the GEMMs of one gradient step of a network (online forward, target forward,
+             backward = input and weight gradients), chained alone on preallocated tensors: what
+             the arithmetic costs on this CPU, with no framework; for the default network at the
+             default's batch (64) and for a [256, 256] network at batch 128 (the MountainCar and
+             LunarLander configs' net and batch)
+  grad-step  time per gradient step on a filled buffer (agent.train(32, batch) repeated): our
+             DQNAgent with the default config, and on [256, 256] at batch 128 (dueling, plain MLP),
+             stock SB3 DQN on the same, a plain eager torch step (nn.Sequential, fused Adam,
+             clipping); each against the floor of its network
+  env-steps  training throughput (env steps/s, learn() without evaluation) on CartPole's zoo
+             config: stock SB3 DQN, DQNAgent with plug-ins off, + PER, + Double + PER; on the default
+             config with and without PER (PER overhead); QR-DQN (qrdqn.yaml) against the same
+             schedule and [64, 64] MLP on DQNAgent
+  tasks      training throughput on MountainCar-v0 and LunarLander-v3: stock SB3 DQN and DQNAgent
+             (plug-ins off) on the zoo block, and our config for the task
   setup      from process start to the first env step, in a fresh interpreter
 Variants run interleaved (A B C A B C ...) so machine drift hits them alike; medians are printed.
 """
@@ -39,7 +45,16 @@ from cartpole_dqn.run.factory import build_agent
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 ZOO = load_config(CONFIGS / "sb3_zoo_baseline.yaml")
 DEFAULT = load_config(CONFIGS / "default.yaml")
-BATCH = 64
+QRDQN = load_config(CONFIGS / "qrdqn.yaml")
+BATCH = 64  # the default config's batch
+WIDE_BATCH = 128  # the MountainCar and LunarLander configs' batch, on their [256, 256] net
+TORCH_THREADS = [1]  # --threads: every agent built here learns with this many
+
+
+def agent_for(config: RunConfig) -> Any:
+    """The agent (ours or stock) for ``config``, on its training env, with --threads torch threads."""
+    config = config.replace(torch_threads=TORCH_THREADS[0])
+    return build_agent(config, make_train_env(config))
 
 
 def median_time(fn: Callable[[], Any], repeats: int, inner: int) -> float:
@@ -53,18 +68,18 @@ def median_time(fn: Callable[[], Any], repeats: int, inner: int) -> float:
     return statistics.median(times)
 
 
-def gemm_floor(repeats: int, hidden: list[int], heads: int = 3) -> tuple[float, float]:
+def gemm_floor(repeats: int, hidden: list[int], batch: int, heads: int = 3) -> tuple[float, float]:
     """Seconds for the GEMMs of one gradient step of a dueling network (``hidden`` trunk; value and
-    advantage heads: ``heads`` outputs), and their FLOP count."""
+    advantage heads: ``heads`` outputs) at ``batch``, and their FLOP count."""
     sizes = [4, *hidden]
     dims = list(itertools.pairwise(sizes))
-    x = th.randn(BATCH, 4)
+    x = th.randn(batch, 4)
     weights = [th.randn(i, o) * 0.1 for i, o in dims] + [th.randn(hidden[-1], heads) * 0.1]
     grads = [th.empty_like(w) for w in weights]
     # Real values everywhere: uninitialized memory can hold denormals, which crawl on x86.
-    acts = [th.randn(BATCH, o) for _, o in dims] + [th.randn(BATCH, heads)]
+    acts = [th.randn(batch, o) for _, o in dims] + [th.randn(batch, heads)]
     dacts = [th.randn_like(a) for a in acts]
-    flops = sum(2 * BATCH * w.shape[0] * w.shape[1] for w in weights)
+    flops = sum(2 * batch * w.shape[0] * w.shape[1] for w in weights)
     flops_total = 2 * flops + 2 * flops  # online + target forward, backward (input + weight grads)
 
     def step() -> None:
@@ -94,7 +109,7 @@ def filled(agent: Any, transitions: int = 10_000) -> Any:
     return agent
 
 
-def plain_torch_step() -> Callable[[], None]:
+def plain_torch_step(batch: int) -> Callable[[], None]:
     """A hand-written eager DQN step: the same net, loss, clipping and (fused) Adam, no framework."""
     net = th.nn.Sequential(
         th.nn.Linear(4, 256), th.nn.ReLU(), th.nn.Linear(256, 256), th.nn.ReLU(), th.nn.Linear(256, 2)
@@ -107,7 +122,7 @@ def plain_torch_step() -> Callable[[], None]:
     actions, rewards, dones = th.randint(0, 2, (10_000, 1)), th.randn(10_000, 1), th.zeros(10_000, 1)
 
     def step() -> None:
-        idx = th.randint(0, 10_000, (BATCH,))
+        idx = th.randint(0, 10_000, (batch,))
         with th.no_grad():
             next_q = target(next_obs[idx]).max(dim=1).values.reshape(-1, 1)
             y = rewards[idx] + (1 - dones[idx]) * 0.99 * next_q
@@ -121,22 +136,27 @@ def plain_torch_step() -> Callable[[], None]:
     return step
 
 
-WIDE = DEFAULT.replace(net_arch=[256, 256], learning_rate=2.3e-3)  # the former default's network
-PLAIN = "plain eager torch, [256, 256] MLP"
+WIDE = DEFAULT.replace(net_arch=[256, 256], batch_size=WIDE_BATCH)
+PLAIN = f"plain eager torch, [256, 256] MLP, batch {WIDE_BATCH}"
 
 
 def grad_steps(repeats: int) -> dict[str, tuple[float, str]]:
     """Seconds per gradient step, and whose floor applies ("default" or "wide")."""
+    zoo_wide = ZOO.replace(batch_size=WIDE_BATCH)
     agents = {
-        f"DQNAgent, default config (dueling {DEFAULT.net_arch})": (DEFAULT, "default"),
-        "DQNAgent, default config with a dueling [256, 256] net": (WIDE, "wide"),
-        "stock SB3 DQN, zoo config ([256, 256] MLP)": (ZOO, "wide"),
+        f"DQNAgent, default config (dueling {DEFAULT.net_arch}, batch {BATCH})": (DEFAULT, "default"),
+        f"DQNAgent, default config with a dueling [256, 256] net, batch {WIDE_BATCH}": (WIDE, "wide"),
+        f"DQNAgent, zoo block, plug-ins off ([256, 256] MLP, batch {WIDE_BATCH})": (
+            zoo_wide.replace(implementation="cartpole_dqn"),
+            "wide",
+        ),
+        f"stock SB3 DQN, zoo block ([256, 256] MLP, batch {WIDE_BATCH})": (zoo_wide, "wide"),
     }
     variants: dict[str, Callable[[], Any]] = {}
     for name, (config, _) in agents.items():
-        agent = filled(build_agent(config, make_train_env(config)))
-        variants[name] = lambda a=agent: a.train(gradient_steps=32, batch_size=BATCH)
-    plain = plain_torch_step()
+        agent = filled(agent_for(config))
+        variants[name] = lambda a=agent, b=config.batch_size: a.train(gradient_steps=32, batch_size=b)
+    plain = plain_torch_step(WIDE_BATCH)
     variants[PLAIN] = lambda: [plain() for _ in range(32)]
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(repeats):
@@ -149,8 +169,7 @@ def grad_steps(repeats: int) -> dict[str, tuple[float, str]]:
 def env_step_variants() -> dict[str, Callable[[int], Any]]:
     def ours(config: RunConfig, **changes: Any) -> Callable[[int], Any]:
         def build(seed: int) -> Any:
-            run = config.replace(seed=seed, **changes)
-            return build_agent(run, make_train_env(run))
+            return agent_for(config.replace(seed=seed, **changes))
 
         return build
 
@@ -162,16 +181,43 @@ def env_step_variants() -> dict[str, Callable[[int], Any]]:
         "zoo: DQNAgent + Double + PER": ours(off, prioritized_replay=True, double_q=True),
         "default": ours(DEFAULT),
         "default + PER": ours(DEFAULT, prioritized_replay=True),
+        f"DQN: qrdqn.yaml's schedule, {QRDQN.net_arch} MLP": ours(QRDQN, algorithm="dqn", n_quantiles=None),
+        "QR-DQN: qrdqn.yaml": ours(QRDQN),
     }
 
 
-def env_steps(steps: int, repeats: int) -> dict[str, list[float]]:
-    rates: dict[str, list[float]] = {name: [] for name in env_step_variants()}
+TASKS = {"MountainCar-v0": "mountaincar", "LunarLander-v3": "lunarlander"}
+
+
+def task_variants() -> dict[str, Callable[[int], Any]]:
+    def ours(config: RunConfig, **changes: Any) -> Callable[[int], Any]:
+        def build(seed: int) -> Any:
+            return agent_for(config.replace(seed=seed, **changes))
+
+        return build
+
+    variants = {}
+    for env_id, name in TASKS.items():
+        zoo = load_config(CONFIGS / f"{name}_zoo_baseline.yaml")
+        variants[f"{env_id}: stock SB3 DQN, zoo block"] = ours(zoo)
+        variants[f"{env_id}: DQNAgent, zoo block, plug-ins off"] = ours(zoo, implementation="cartpole_dqn")
+        variants[f"{env_id}: DQNAgent, {name}.yaml"] = ours(load_config(CONFIGS / f"{name}.yaml"))
+    return variants
+
+
+def env_steps(
+    steps: int, repeats: int, variants: Callable[[], dict[str, Callable[[int], Any]]], warm: int = 0
+) -> dict[str, list[float]]:
+    """Env steps/s of ``learn(steps)`` per variant; with ``warm``, timed after ``warm`` untimed steps
+    (past every config's learning_starts, so all variants are timed while they train)."""
+    rates: dict[str, list[float]] = {name: [] for name in variants()}
     for repeat in range(repeats):
-        for name, build in env_step_variants().items():
+        for name, build in variants().items():
             model = build(repeat)
+            if warm:
+                model.learn(warm)
             start = time.perf_counter()
-            model.learn(steps)
+            model.learn(steps, reset_num_timesteps=not warm)
             rates[name].append(steps / (time.perf_counter() - start))
     return rates
 
@@ -219,26 +265,41 @@ def setup(repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rows.items()}
 
 
+def print_rates(title: str, rates: dict[str, list[float]], stock_of: Callable[[str], str]) -> None:
+    print(f"\n| {title} | env steps/s | all repeats | vs stock SB3 on the same block |")
+    print("|---|---|---|---|")
+    for name, values in rates.items():
+        median = statistics.median(values)
+        stock = statistics.median(rates[stock_of(name)])
+        every = ", ".join(f"{v:.0f}" for v in values)
+        print(f"| {name} | {median:.0f} | {every} | {median / stock:.2f}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000, help="env steps per throughput measurement")
+    parser.add_argument("--task-steps", type=int, default=3_000, help="timed env steps per task run")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sections", nargs="*", default=["floor", "grad-step", "env-steps", "setup"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--sections", nargs="*", default=["floor", "grad-step", "env-steps", "tasks", "setup"]
+    )
     args = parser.parse_args()
-    th.set_num_threads(1)
+    th.set_num_threads(args.threads)
+    TORCH_THREADS[0] = args.threads
     print(
-        f"{platform.processor() or platform.machine()}, torch {th.__version__}, 1 torch thread, "
-        f"{args.repeats} interleaved repeats, medians"
+        f"{platform.processor() or platform.machine()}, torch {th.__version__}, {args.threads} torch "
+        f"thread(s), {args.repeats} interleaved repeats, medians"
     )
     floors: dict[str, float] = {}
     if "floor" in args.sections or "grad-step" in args.sections:
-        print("\n| floor: one gradient step's GEMMs alone (batch 64) | MFLOP | µs | GFLOP/s |")
-        print("|---|---|---|---|")
-        for kind, hidden in (("default", DEFAULT.net_arch), ("wide", [256, 256])):
-            seconds, flops = gemm_floor(args.repeats, hidden)
+        print("\n| floor: one gradient step's GEMMs alone | batch | MFLOP | µs | GFLOP/s |")
+        print("|---|---|---|---|---|")
+        for kind, hidden, batch in (("default", DEFAULT.net_arch, BATCH), ("wide", [256, 256], WIDE_BATCH)):
+            seconds, flops = gemm_floor(args.repeats, hidden, batch)
             floors[kind] = seconds
             print(
-                f"| dueling {hidden} | {flops / 1e6:.1f} | {seconds * 1e6:.0f} "
+                f"| dueling {hidden} | {batch} | {flops / 1e6:.1f} | {seconds * 1e6:.0f} "
                 f"| {flops / seconds / 1e9:.0f} |"
             )
     if "grad-step" in args.sections:
@@ -246,23 +307,27 @@ def main() -> None:
         for name, (seconds, kind) in grad_steps(args.repeats).items():
             print(f"| {name} | {seconds * 1e6:.0f} | {seconds / floors[kind]:.2f} |")
     if "env-steps" in args.sections:
-        rates = env_steps(args.steps, args.repeats)
-        stock = statistics.median(rates["zoo: stock SB3 DQN"])
-        uniform = {
-            "zoo": statistics.median(rates["zoo: DQNAgent, plug-ins off"]),
-            "default": statistics.median(rates["default"]),
-        }
-        print(
-            f"\n| training throughput ({args.steps:,} steps) | env steps/s | all repeats | vs stock SB3 "
-            "| PER overhead |"
+        rates = env_steps(args.steps, args.repeats, env_step_variants)
+        print_rates(
+            f"CartPole-v1 training throughput ({args.steps:,} steps)", rates, lambda _: "zoo: stock SB3 DQN"
         )
-        print("|---|---|---|---|---|")
-        for name, values in rates.items():
-            median = statistics.median(values)
-            base = uniform["default" if name.startswith("default") else "zoo"]
-            per = f"{100 * (base / median - 1):+.0f}% time per step" if "PER" in name else "-"
-            every = ", ".join(f"{v:.0f}" for v in values)
-            print(f"| {name} | {median:.0f} | {every} | {median / stock:.2f}× | {per} |")
+        median = {name: statistics.median(values) for name, values in rates.items()}
+        print()
+        for per, uniform in (
+            ("zoo: DQNAgent + PER", "zoo: DQNAgent, plug-ins off"),
+            ("default + PER", "default"),
+        ):
+            print(f"PER overhead, {per}: {100 * (median[uniform] / median[per] - 1):+.0f}% time per env step")
+        dqn = next(name for name in median if name.startswith("DQN: qrdqn"))
+        ratio = median["QR-DQN: qrdqn.yaml"] / median[dqn]
+        print(f"QR-DQN / DQN env steps/s on the same schedule and net: {ratio:.2f}")
+    if "tasks" in args.sections:
+        rates = env_steps(args.task_steps, args.repeats, task_variants, warm=2_000)
+        print_rates(
+            f"training throughput after 2,000 steps ({args.task_steps:,} timed steps)",
+            rates,
+            lambda name: f"{name.split(':')[0]}: stock SB3 DQN, zoo block",
+        )
     if "setup" in args.sections:
         print("\n| set-up (fresh interpreter) | s |\n|---|---|")
         for name, seconds in setup(args.repeats).items():

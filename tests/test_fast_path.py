@@ -71,3 +71,24 @@ def test_a_missing_private_torch_api_falls_back_to_the_plain_path_with_one_warni
     assert not first.fast and not second.fast
     assert type(first.policy.optimizer) is th.optim.Adam and first.num_timesteps == 300
     torch_private._warned.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "plugins",
+    [{}, {"double_q": True, "n_steps": 3}, {"replay_buffer_class": PrioritizedReplayBuffer}],
+    ids=["vanilla", "double-nstep", "per"],
+)
+def test_qrdqn_fast_and_plain_paths_train_bit_for_bit_alike(plugins: dict[str, Any]) -> None:
+    """QR-DQN's fast path (explicit quantile-network passes, FlatAdam, windowed replay, lean action
+    step) against sb3-contrib's own code with its plug-ins: the same parameters to the last bit."""
+    agents = []
+    for fast in (True, False):
+        env = make_vec_env("CartPole-v1", n_envs=1, seed=3)
+        agent = QRDQNAgent("MlpPolicy", env, fast=fast, max_grad_norm=10.0, **SMALL, **plugins)
+        agent.learn(400)
+        agents.append(agent)
+    fast_agent, plain = agents
+    assert fast_agent._explicit is not None and plain._explicit_networks() is None
+    assert isinstance(fast_agent.policy.optimizer, FlatAdam) and type(plain.policy.optimizer) is th.optim.Adam
+    for a, b in zip(fast_agent.quantile_net.parameters(), plain.quantile_net.parameters(), strict=True):
+        assert th.equal(a.detach(), b.detach())

@@ -17,6 +17,7 @@ from stable_baselines3.common.logger import configure
 
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, WindowedReplayBuffer
+from cartpole_dqn.dqn.fast.optim import FlatAdam
 from cartpole_dqn.dqn.networks import DuelingQuantileHead
 from cartpole_dqn.dqn.qrdqn import QRDQNAgent, quantile_huber_loss_per_sample, quantile_td_target
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
@@ -58,14 +59,17 @@ def test_with_plugins_off_it_is_stock_qrdqn_bit_for_bit(
     n_steps: int, n_envs: int, max_grad_norm: float | None
 ) -> None:
     """Same seed, same settings: identical weights, identical replay data (so identical actions) and
-    identical logged loss after 1,000 steps of real training (our windowed buffer samples what SB3's
-    buffers sample; our epsilon-greedy step draws what QRDQN's draws)."""
+    identical logged loss after 1,000 steps of real training (our explicit passes compute autograd's
+    gradients and FlatAdam torch's Adam step; our windowed buffer samples what SB3's buffers sample;
+    our epsilon-greedy step draws what QRDQN's draws)."""
     runs = []
     for cls in (QRDQN, QRDQNAgent):
         agent = make_agent(cls, n_envs=n_envs, n_steps=n_steps, max_grad_norm=max_grad_norm)
         agent.learn(1000)
         runs.append(agent)
     stock, ours = runs
+    assert isinstance(ours, QRDQNAgent) and ours._explicit is not None  # the fast path ran
+    assert isinstance(ours.policy.optimizer, FlatAdam)
     assert isinstance(ours.replay_buffer, WindowedReplayBuffer)
     assert not isinstance(stock.replay_buffer, WindowedReplayBuffer)
     assert ours._n_updates == stock._n_updates > 0

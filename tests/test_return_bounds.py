@@ -184,3 +184,13 @@ def test_the_bound_stops_failing_lunar_lander_evaluations_early() -> None:
     for name, seed in (("random", 12), ("main engine on", 13)):
         _, callback = protocol_evaluation(name, seed, 200.0)
         assert callback.state.history[-1].deciding is False, name
+
+
+def test_a_lunar_lander_evaluation_returns_each_seeded_episode_played_alone() -> None:
+    """Evaluating steps only the live episodes of the sync vector env: each return is exactly that
+    of the episode played alone in a fresh env reset with seed + i (as the vector env seeds them)."""
+    result = evaluate_greedy(POLICIES["noisy lander"], LUNAR, 6, 40, 1000)
+    alone = [
+        float(np.cumsum(play(POLICIES["noisy lander"], 40 + i)[1])[-1]) for i in range(6)
+    ]  # summed in order
+    np.testing.assert_array_equal(result.returns, alone)

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
-from cartpole_dqn.dqn.fast.explicit import ExplicitQNetwork, explicit_network
+from cartpole_dqn.dqn.fast.explicit import ExplicitQNetwork, clip_gradients, explicit_network
 from cartpole_dqn.dqn.fast.optim import FlatAdam
 from cartpole_dqn.dqn.fast.torch_private import fast_path_available
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
@@ -235,7 +235,7 @@ class DQNAgent(DQN):
                 loss, current_q_values, target_q_values = self._gradients_explicit(
                     explicit, replay_data, discounts, weights
                 )
-                self._clip_gradients(self._explicit_params[1])
+                clip_gradients(self._explicit_params[1], self.max_grad_norm)
             else:
                 loss, current_q_values, target_q_values = self._gradients_autograd(
                     replay_data, discounts, weights
@@ -342,15 +342,6 @@ class DQNAgent(DQN):
         self.policy.optimizer.zero_grad()
         loss.backward()
         return loss.item(), current_q_values.detach(), target_q_values
-
-    def _clip_gradients(self, grads: list[th.Tensor]) -> None:
-        """``clip_grad_norm_(q_net.parameters(), max_grad_norm)``: torch's own operations (per-tensor
-        norms, their norm, one clamped scale), bitwise, without its grouping and checking per call."""
-        if not grads:
-            return
-        total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
-        clip_coef = self.max_grad_norm / (total_norm + 1e-6)
-        th._foreach_mul_(grads, th.clamp(clip_coef, max=1.0))
 
     def _check_finite(self, current: th.Tensor, target: th.Tensor, weights: th.Tensor | None) -> None:
         """With PER, stop before non-finite TD errors reach the sum tree (which refuses them)."""

@@ -3,26 +3,35 @@
 QR-DQN (Dabney et al. 2018, arXiv:1710.10044) learns ``n_quantiles`` quantiles of the return
 distribution per action and acts on their mean. sb3-contrib's ``QRDQN.train`` uses an unweighted
 loss, never updates priorities and lets the target network both pick and value the next action;
-here only ``train`` (when a plug-in is on), ``_on_step`` (PER's beta) and ``_sample_action`` (the
-same actions, less overhead) are overridden. With
-``double_q=False`` and a plain replay buffer, ``train`` *is* ``QRDQN.train``: bit for bit stock.
+here only ``train``, ``_on_step`` (PER's beta) and ``_sample_action`` (the same actions, less
+overhead) are overridden. With ``double_q=False`` and a plain replay buffer, ``train`` computes
+``QRDQN.train``'s update bit for bit; with ``fast=True`` (the default) the quantile network's passes
+run explicitly and Adam on flat buffers (``cartpole_dqn.dqn.fast``), the same numbers as stock with
+torch's fused Adam; ``fast=False`` runs sb3-contrib's own code.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
 import torch as th
 from sb3_contrib import QRDQN
+from sb3_contrib.common.utils import quantile_huber_loss
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
+from cartpole_dqn.dqn.fast.explicit import ExplicitQuantileNetwork, clip_gradients, explicit_quantile_network
+from cartpole_dqn.dqn.fast.optim import FlatAdam
+from cartpole_dqn.dqn.fast.torch_private import fast_path_available
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
 from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
+
+QRDQN_BATCH_SIZE = inspect.signature(QRDQN.__init__).parameters["batch_size"].default
 
 
 def quantile_td_target(
@@ -70,8 +79,9 @@ class QRDQNAgent(QRDQN):
     """sb3-contrib ``QRDQN`` plus prioritized replay and a Double target; every SB3 tool keeps working.
 
     :param double_q: the Double target (online net's mean picks a*, target net's quantiles value it)
-    :param fast: the windowed replay buffer and a lean epsilon-greedy step (the same samples and
-        actions); False runs sb3-contrib's own code for both
+    :param fast: the speed path: explicit passes of a plain quantile network, FlatAdam (torch's
+        fused Adam), the windowed replay buffer and a lean epsilon-greedy step (the same numbers);
+        False runs sb3-contrib's own code
     :param torch_threads: torch CPU threads while ``learn`` runs (then restored): 1, as the command
         line uses, is fastest for the small MLPs of classic-control tasks; None leaves torch's own
         setting (one per core) alone
@@ -100,8 +110,17 @@ class QRDQNAgent(QRDQN):
     ) -> None:
         self.double_q = double_q
         self.torch_threads = check_torch_threads(torch_threads)
-        self.fast = fast
-        super().__init__(*args, **kwargs)
+        self.fast = fast and fast_path_available()
+        self._explicit: tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork] | None = None
+        self._explicit_key: tuple[int, ...] = ()
+        self._explicit_params: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
+        policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
+        if self.fast and "optimizer_class" not in policy_kwargs:
+            # What QRDQN sets up without an optimizer_class (torch's Adam, eps 0.01 / batch_size, as
+            # the QR-DQN paper; any optimizer_kwargs replaced), as FlatAdam: bitwise, less overhead.
+            policy_kwargs["optimizer_class"] = FlatAdam
+            policy_kwargs["optimizer_kwargs"] = {"eps": 0.01 / kwargs.get("batch_size", QRDQN_BATCH_SIZE)}
+        super().__init__(*args, **{**kwargs, "policy_kwargs": policy_kwargs})
 
     def learn(self, *args: Any, **kwargs: Any) -> Any:
         """SB3's ``learn`` with ``torch_threads`` CPU threads (see :mod:`cartpole_dqn.dqn.threads`)."""
@@ -113,7 +132,14 @@ class QRDQNAgent(QRDQN):
         return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
 
     def _setup_model(self) -> None:
+        if self.fast and not fast_path_available():  # a model saved where the fast path ran, loaded here
+            self.fast = False
+        if not self.fast and self.policy_kwargs.get("optimizer_class") is FlatAdam:
+            self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.Adam}
         setup_with_agent_discounts(self, super()._setup_model, windowed=self.fast)
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_explicit", "_explicit_key", "_explicit_params"]
 
     def _on_step(self) -> None:
         super()._on_step()
@@ -139,7 +165,12 @@ class QRDQNAgent(QRDQN):
         return actions, actions
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """sb3-contrib's update when no plug-in is on; else the weighted, Double-target version."""
+        """sb3-contrib's update when no plug-in is on; else the weighted, Double-target version.
+        Either through the explicit passes where the network allows it (``fast``)."""
+        explicit = self._explicit_networks()
+        if explicit is not None:
+            self._train_explicit(explicit, gradient_steps, batch_size)
+            return
         if not self.double_q and not self.prioritized:
             super().train(gradient_steps, batch_size)
             loss = self.logger.name_to_value.get("train/loss", 0.0)
@@ -191,6 +222,97 @@ class QRDQNAgent(QRDQN):
                 assert isinstance(replay_data, PrioritizedReplayBufferSamples)
                 buffer.update_priorities(replay_data.indices, per_sample.detach().cpu().numpy())
 
+        self._n_updates += gradient_steps
+        mean_loss = float(np.mean(losses))
+        if not np.isfinite(mean_loss):
+            raise self._divergence(mean_loss)
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/loss", mean_loss)
+        if isinstance(buffer, PrioritizedReplayBuffer):
+            self.logger.record("train/per_beta", buffer.beta)
+
+    def _explicit_networks(self) -> tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork] | None:
+        """The online and target quantile networks' explicit passes, writing into the parameters'
+        ``.grad``; rebuilt when the networks or their gradient tensors changed; None when ``fast``
+        is off or the network is not a plain quantile MLP."""
+        if not self.fast:
+            return None
+        params, grads = self._explicit_params
+        if (id(self.quantile_net), id(self.quantile_net_target)) == self._explicit_key and all(
+            p.grad is g for p, g in zip(params, grads, strict=True)
+        ):
+            return self._explicit
+        params = list(self.quantile_net.parameters())
+        for p in params:
+            if p.grad is None:
+                p.grad = th.zeros_like(p)
+        grads = [p.grad for p in params]  # type: ignore[misc]
+        online = explicit_quantile_network(self.quantile_net, grads)
+        target = explicit_quantile_network(self.quantile_net_target, None)
+        self._explicit = None if online is None or target is None else (online, target)
+        self._explicit_params = (params, grads)
+        self._explicit_key = (id(self.quantile_net), id(self.quantile_net_target))
+        return self._explicit
+
+    def _train_explicit(
+        self,
+        nets: tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork],
+        gradient_steps: int,
+        batch_size: int,
+    ) -> None:
+        """The same update as :meth:`train`'s other paths: the networks' passes written out, and
+        autograd only over the loss (from the chosen quantiles on), so the gradients are bitwise."""
+        online, target = nets
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        buffer = self.replay_buffer
+        assert buffer is not None
+        stock = not self.double_q and not self.prioritized
+        grads = self._explicit_params[1]
+        losses: list[float] = []
+        for _ in range(gradient_steps):
+            replay_data = buffer.sample(batch_size, env=self._vec_normalize_env)
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+            prioritized = isinstance(replay_data, PrioritizedReplayBufferSamples)
+            with th.no_grad():
+                next_obs = replay_data.next_observations
+                target_quantiles = quantile_td_target(
+                    replay_data.rewards,
+                    replay_data.dones,
+                    discounts,
+                    target.forward(next_obs),
+                    online.forward(next_obs) if self.double_q else None,
+                )
+                all_quantiles = online.forward(replay_data.observations, keep=True)
+                n_samples = replay_data.actions.shape[0]
+                actions = replay_data.actions[..., None].long().expand(n_samples, self.n_quantiles, 1)
+                chosen = th.gather(all_quantiles, dim=2, index=actions).squeeze(dim=2)
+            current = chosen.detach().requires_grad_()
+            with th.enable_grad():
+                if stock:
+                    per_sample = None
+                    loss = quantile_huber_loss(current, target_quantiles, sum_over_quantiles=True)
+                else:
+                    per_sample = quantile_huber_loss_per_sample(current, target_quantiles)
+                    if prioritized:
+                        assert isinstance(replay_data, PrioritizedReplayBufferSamples)
+                        if not bool(th.isfinite(per_sample).all()):  # before it reaches the sum tree
+                            raise self._divergence(float("nan"))
+                        loss = (replay_data.weights.view(-1) * per_sample).mean()
+                    else:
+                        loss = per_sample.mean()
+                (grad_current,) = th.autograd.grad(loss, current)
+            losses.append(loss.item())
+            with th.no_grad():  # gather's and squeeze's backward, then the network's
+                grad_all = th.zeros_like(all_quantiles).scatter_add_(2, actions, grad_current.unsqueeze(2))
+                online.backward(grad_all)
+                if self.max_grad_norm is not None:
+                    clip_gradients(grads, self.max_grad_norm)
+            self.policy.optimizer.step()
+            if prioritized and per_sample is not None:
+                assert isinstance(buffer, PrioritizedReplayBuffer)
+                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
+                buffer.update_priorities(replay_data.indices, per_sample.detach().cpu().numpy())
         self._n_updates += gradient_steps
         mean_loss = float(np.mean(losses))
         if not np.isfinite(mean_loss):

@@ -100,23 +100,23 @@ def run_greedy_episodes(
 
     With ``bound``, stop as soon as the episodes' mean can no longer reach its threshold; the first
     ``keep`` episodes still run to the end, and the result holds just those (``stopped_early``).
+    A synchronous vector env of Python envs (LunarLander's) steps only the episodes still needed:
+    stepping all of them would play on finished ones (autoreset) until the longest one ends.
     """
     n = venv.num_envs
     act = _greedy_action_fn(policy)
     obs, _ = venv.reset(seed=seed)
+    step_live = _live_stepper(venv, obs)
     returns = np.zeros(n, dtype=np.float64)
     running = np.ones(n, dtype=bool)
     wanted = np.ones(n, dtype=bool)  # episodes whose return the result still needs
     stopped = False
-    actions = np.zeros(n, dtype=np.int64)
     limit = max_steps if max_steps is not None else 100_000
     for step in range(1, limit + 1):
         live = running & wanted
-        actions[:] = 0  # finished sub-envs are reset by the vector env; their action is ignored
-        actions[live] = act(obs if live.all() else obs[live]).reshape(-1)
-        obs, rewards, terminated, truncated, _ = venv.step(actions)
+        obs, rewards, done = step_live(live, act(obs if live.all() else obs[live]).reshape(-1))
         returns += np.where(running, rewards, 0.0)
-        running &= ~(np.asarray(terminated) | np.asarray(truncated))
+        running &= ~done
         if bound is not None and not stopped and bound.pass_impossible(returns, running, step, obs):
             stopped = True
             wanted[keep:] = False
@@ -125,6 +125,46 @@ def run_greedy_episodes(
     if stopped:
         return EvalResult(returns=returns[:keep].copy(), seed=seed, stopped_early=True)
     return EvalResult(returns=returns, seed=seed)
+
+
+StepLive = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _live_stepper(venv: gym.vector.VectorEnv, first_obs: np.ndarray) -> StepLive:
+    """``(live mask, actions of the live episodes) -> (obs, rewards, done)`` for all sub-envs; only
+    rewards and done of live episodes are meaningful (and obs of running ones).
+
+    A ``SyncVectorEnv`` steps each live sub-env itself, in order (what the vector env would do for
+    them, without touching the others); other vector envs (CartPole's numpy one) step as a whole,
+    finished sub-envs getting a dummy action.
+    """
+    n = venv.num_envs
+    if isinstance(venv, gym.vector.SyncVectorEnv):
+        envs = venv.envs
+        obs = np.array(first_obs, copy=True)
+        rewards = np.zeros(n, dtype=np.float64)
+        done = np.zeros(n, dtype=bool)
+
+        def step_each(live: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            rewards[:] = 0.0
+            done[:] = False
+            for i, action in zip(np.flatnonzero(live), actions, strict=True):
+                obs[i], reward, terminated, truncated, _ = envs[i].step(action)
+                rewards[i] = reward
+                done[i] = terminated or truncated
+            return obs, rewards, done
+
+        return step_each
+
+    all_actions = np.zeros(n, dtype=np.int64)
+
+    def step_all(live: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        all_actions[:] = 0  # finished sub-envs are reset by the vector env; their action is ignored
+        all_actions[live] = actions
+        obs, rewards, terminated, truncated, _ = venv.step(all_actions)
+        return obs, rewards, np.asarray(terminated) | np.asarray(truncated)
+
+    return step_all
 
 
 def _greedy_action_fn(policy: GreedyPolicy) -> Callable[[np.ndarray], np.ndarray]:

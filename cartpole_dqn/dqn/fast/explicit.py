@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.qrdqn.policies import QuantileNetwork
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.dqn.policies import QNetwork
 from torch import nn
@@ -185,3 +186,59 @@ def explicit_network(q_net: nn.Module, grads: Sequence[th.Tensor] | None) -> Exp
         return ExplicitQNetwork(q_net, grads)
     except _Unsupported:
         return None
+
+
+class ExplicitQuantileNetwork:
+    """Forward and backward of sb3-contrib's plain ``QuantileNetwork`` (an MLP whose last layer
+    gives ``n_quantiles * n_actions`` outputs), explicitly, as :class:`ExplicitQNetwork` does for
+    Q-networks.
+
+    :param quantile_net: the network whose parameters are used in place
+    :param grads: gradient buffers, one per ``quantile_net.parameters()`` entry; None: forward only
+    """
+
+    def __init__(self, quantile_net: QuantileNetwork, grads: Sequence[th.Tensor] | None) -> None:
+        params = list(quantile_net.parameters())
+        buffers = [None] * len(params) if grads is None else list(grads)
+        pairs = dict(zip((id(p) for p in params), buffers, strict=True))
+        self.trunk = _Stack(_dense_layers(quantile_net.quantile_net, pairs))
+        self.n_quantiles = quantile_net.n_quantiles
+        self.n_actions = int(quantile_net.action_space.n)
+
+    def forward(self, obs: th.Tensor, keep: bool = False) -> th.Tensor:
+        """Quantiles (batch, n_quantiles, n_actions), as ``QuantileNetwork.forward`` shapes them."""
+        x = obs if obs.dtype == th.float32 and obs.dim() == 2 else obs.float().flatten(1)
+        return self.trunk.forward(x, keep).view(-1, self.n_quantiles, self.n_actions)
+
+    def backward(self, grad_quantiles: th.Tensor) -> None:
+        """Write the gradients of the last kept forward pass, given d(loss)/d(quantiles)."""
+        self.trunk.backward(grad_quantiles.reshape(grad_quantiles.shape[0], -1), need_input_grad=False)
+
+
+def explicit_quantile_network(
+    quantile_net: nn.Module, grads: Sequence[th.Tensor] | None
+) -> ExplicitQuantileNetwork | None:
+    """An explicit version of a plain ``QuantileNetwork`` on float Box observations, else None
+    (dueling quantile networks, custom extractors: the agent keeps autograd)."""
+    if (
+        type(quantile_net) is not QuantileNetwork
+        or type(quantile_net.features_extractor) is not FlattenExtractor
+    ):
+        return None
+    space = quantile_net.observation_space
+    if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+        return None
+    try:
+        return ExplicitQuantileNetwork(quantile_net, grads)
+    except _Unsupported:
+        return None
+
+
+def clip_gradients(grads: list[th.Tensor], max_norm: float) -> None:
+    """``clip_grad_norm_(params, max_norm)`` over these gradients: torch's own operations (per-tensor
+    norms, their norm, one clamped scale), bitwise, without its grouping and checking per call."""
+    if not grads:
+        return
+    total_norm = th.linalg.vector_norm(th.stack(th._foreach_norm(grads, 2.0)), 2.0)
+    clip_coef = max_norm / (total_norm + 1e-6)
+    th._foreach_mul_(grads, th.clamp(clip_coef, max=1.0))

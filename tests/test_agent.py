@@ -55,7 +55,7 @@ def test_vanilla_update_is_exactly_sb3s(n_steps: int, fused: bool) -> None:
     stock.train = flushing_denormals(stock.train)  # type: ignore[method-assign]
     stock.learn(600)
     ours = DQNAgent("MlpPolicy", make_vec_env("CartPole-v1", seed=3), n_steps=n_steps, **kwargs).learn(600)
-    assert ours._explicit is not None  # the fast path ran
+    assert ours._explicit_pair.nets is not None  # the fast path ran
     assert ours._n_updates == stock._n_updates > 0
     for a, b in zip(parameters(stock), parameters(ours), strict=True):
         assert th.equal(a, b)
@@ -446,5 +446,5 @@ def test_unknown_networks_fall_back_to_autograd() -> None:
     )
     before = parameters(agent)
     agent.learn(200)
-    assert agent._explicit is None and agent._n_updates > 0
+    assert agent._explicit_pair.nets is None and agent._n_updates > 0
     assert not all(th.equal(a, b) for a, b in zip(before, parameters(agent), strict=True))

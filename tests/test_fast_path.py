@@ -88,7 +88,7 @@ def test_qrdqn_fast_and_plain_paths_train_bit_for_bit_alike(plugins: dict[str, A
         agent.learn(400)
         agents.append(agent)
     fast_agent, plain = agents
-    assert fast_agent._explicit is not None and plain._explicit_networks() is None
+    assert fast_agent._explicit_pair.nets is not None and plain._explicit_networks() is None
     assert isinstance(fast_agent.policy.optimizer, FlatAdam) and type(plain.policy.optimizer) is th.optim.Adam
     for a, b in zip(fast_agent.quantile_net.parameters(), plain.quantile_net.parameters(), strict=True):
         assert th.equal(a.detach(), b.detach())

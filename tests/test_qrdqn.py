@@ -68,7 +68,7 @@ def test_with_plugins_off_it_is_stock_qrdqn_bit_for_bit(
         agent.learn(1000)
         runs.append(agent)
     stock, ours = runs
-    assert isinstance(ours, QRDQNAgent) and ours._explicit is not None  # the fast path ran
+    assert isinstance(ours, QRDQNAgent) and ours._explicit_pair.nets is not None  # the fast path ran
     assert isinstance(ours.policy.optimizer, FlatAdam)
     assert isinstance(ours.replay_buffer, WindowedReplayBuffer)
     assert not isinstance(stock.replay_buffer, WindowedReplayBuffer)

@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 from gymnasium.envs.box2d.lunar_lander import heuristic
 
-from cartpole_dqn.config import RunConfig
-from cartpole_dqn.run.envs import env_info_of
 from cartpole_dqn.run.evaluation import EvalResult, evaluate_greedy
 from cartpole_dqn.run.return_bounds import (
     LunarLanderBound,
@@ -22,8 +20,7 @@ from cartpole_dqn.run.return_bounds import (
     lunar_lander_shaping,
     remaining_return_bound,
 )
-from cartpole_dqn.run.solve import SolveCallback
-from tests.test_solve_protocol import FakeModel
+from tests.test_solve_protocol import protocol_evaluation
 
 pytest.importorskip("Box2D")
 
@@ -134,26 +131,6 @@ def full_evaluation(name: str, seed: int) -> EvalResult:
     return evaluate_greedy(POLICIES[name], LUNAR, 100, seed, 1000)
 
 
-def protocol_evaluation(name: str, seed: int, threshold: float) -> tuple[bool, SolveCallback]:
-    """One evaluation through the solve callback (bound on, 10 curve episodes): solved or not."""
-    callback = SolveCallback(
-        env_info_of(RunConfig(env_id=LUNAR, threshold=threshold)),
-        eval_freq=1000,
-        eval_episodes=100,
-        curve_episodes=10,
-        eval_seed=seed,
-        budget=50_000,
-        best_model_path=None,
-    )
-    model = FakeModel(POLICIES[name])
-    callback.init_callback(model)  # type: ignore[arg-type,unused-ignore]
-    callback.on_training_start({}, {})
-    model.num_timesteps = callback.num_timesteps = 1000
-    callback.evaluate_now()
-    callback.on_training_end()
-    return callback.state.solved, callback
-
-
 CASES = [  # (policy, eval seed, threshold offset from its own mean; None: the env's 200)
     # mean 199.7 on seed 11: a pass just below its mean, a fail at 200, 0.3 above it
     *[("noisy lander", 11, offset) for offset in (-0.01, None)],
@@ -170,8 +147,8 @@ def test_bounded_lunar_lander_evaluation_decides_as_the_full_one(
     env's 200), the protocol says "solved" exactly when the full evaluation reaches the threshold."""
     full = full_evaluation(name, seed)
     threshold = 200.0 if offset is None else full.mean + offset
-    solved, callback = protocol_evaluation(name, seed, threshold)
-    assert solved == (full.mean >= threshold)
+    callback = protocol_evaluation(POLICIES[name], threshold, seed, env_id=LUNAR)
+    assert callback.state.solved == (full.mean >= threshold)
     record = callback.state.history[-1]
     if record.deciding:
         assert record.mean == pytest.approx(full.mean, abs=1e-9)
@@ -182,7 +159,7 @@ def test_bounded_lunar_lander_evaluation_decides_as_the_full_one(
 def test_the_bound_stops_failing_lunar_lander_evaluations_early() -> None:
     """Against the env's 200, a random policy's and an engine-burning policy's evaluations stop."""
     for name, seed in (("random", 12), ("main engine on", 13)):
-        _, callback = protocol_evaluation(name, seed, 200.0)
+        callback = protocol_evaluation(POLICIES[name], 200.0, seed, env_id=LUNAR)
         assert callback.state.history[-1].deciding is False, name
 
 

@@ -50,11 +50,12 @@ class FakeModel:
         Path(path).write_bytes(b"model")  # as SB3's save writes a file
 
 
-def protocol_verdict(policy: Any, threshold: float, eval_seed: int) -> bool:
-    """Whether the solve callback marks the run solved after one evaluation of ``policy``."""
-    env = env_info_of(RunConfig(threshold=threshold))
+def protocol_evaluation(
+    policy: Any, threshold: float, eval_seed: int, env_id: str = "CartPole-v1"
+) -> SolveCallback:
+    """The solve callback after one evaluation of ``policy`` (100 episodes, early stops on)."""
     callback = SolveCallback(
-        env,
+        env_info_of(RunConfig(env_id=env_id, threshold=threshold)),
         eval_freq=1000,
         eval_episodes=100,
         curve_episodes=10,
@@ -63,13 +64,12 @@ def protocol_verdict(policy: Any, threshold: float, eval_seed: int) -> bool:
         best_model_path=None,
     )
     model = FakeModel(policy)
-    callback.init_callback(model)  # type: ignore[arg-type]
+    callback.init_callback(model)  # type: ignore[arg-type,unused-ignore]
     callback.on_training_start({}, {})
-    model.num_timesteps = 1000
-    callback.num_timesteps = 1000
+    model.num_timesteps = callback.num_timesteps = 1000
     callback.evaluate_now()
     callback.on_training_end()
-    return callback.state.solved
+    return callback
 
 
 weights = st.lists(st.floats(min_value=-1, max_value=1, allow_subnormal=False), min_size=4, max_size=4)
@@ -94,7 +94,7 @@ def test_protocol_verdict_equals_a_plain_100_episode_evaluation(
     policy = LinearPolicy(w)
     plain = evaluate_greedy(policy, "CartPole-v1", 100, seed, 500)
     threshold = min(max(plain.mean + offset, 1.0), 500.0)
-    assert protocol_verdict(policy, threshold, seed) == (plain.mean >= threshold)
+    assert protocol_evaluation(policy, threshold, seed).state.solved == (plain.mean >= threshold)
 
 
 def run(tmp_path: Path, name: str = "r", **values: Any) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 SB3's seams are overridden, never its training loop: ``train`` (the update: Double-DQN target, PER
 weights and priorities), ``_on_step`` (target update, epsilon, PER's beta), ``_sample_action``
-(epsilon-greedy), ``_store_transition``, ``_setup_model`` (the replay buffer's wiring), ``learn``
-(torch threads) and ``_excluded_save_params``. With ``fast=False`` each runs SB3's own code; with
-``double_q=False`` and a plain replay buffer the update is exactly SB3's vanilla one.
+(epsilon-greedy), ``_store_transition`` and ``_excluded_save_params``; ``_setup_model`` (the
+replay buffer's wiring) and ``learn`` (torch threads) come from
+:class:`~cartpole_dqn.dqn.agent_switches.AgentSwitches`. With ``fast=False`` each runs SB3's own
+code; with ``double_q=False`` and a plain replay buffer the update is exactly SB3's vanilla one.
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
+from cartpole_dqn.dqn.agent_switches import AgentSwitches
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
-from cartpole_dqn.dqn.fast.explicit import ExplicitQNetwork, clip_gradients, explicit_network
-from cartpole_dqn.dqn.fast.optim import FlatAdam
-from cartpole_dqn.dqn.fast.torch_private import fast_path_available
+from cartpole_dqn.dqn.fast.explicit import ExplicitPair, ExplicitQNetwork, clip_gradients, explicit_network
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
-from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
-from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
+from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction
 
 aten = th.ops.aten
 _ONE = th.ones(())  # the gradient loss.backward() starts from
@@ -55,7 +54,7 @@ def td_target(
     return rewards + (1 - dones) * discounts * next_values
 
 
-class DQNAgent(DQN):
+class DQNAgent(AgentSwitches, DQN):
     """SB3 ``DQN`` plus Double-DQN and prioritized replay; every other SB3 tool keeps working.
 
     :param double_q: use the Double-DQN target (van Hasselt et al. 2016)
@@ -86,38 +85,19 @@ class DQNAgent(DQN):
         fast: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.double_q = double_q
-        self.torch_threads = check_torch_threads(torch_threads)
-        self.fast = fast and fast_path_available()
-        self._explicit: tuple[ExplicitQNetwork, ExplicitQNetwork] | None = None
-        self._explicit_key: tuple[int, ...] = ()
-        self._explicit_params: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
+        self._explicit_pair: ExplicitPair[ExplicitQNetwork] = ExplicitPair(explicit_network)
         self._target_pairs: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
         self._target_pairs_key: tuple[int, ...] = ()
-        policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
-        if self.fast and "optimizer_class" not in policy_kwargs:  # torch's fused Adam, bitwise, less overhead
-            policy_kwargs["optimizer_class"] = FlatAdam
-            policy_kwargs.setdefault("optimizer_kwargs", {"fused": True})
-        super().__init__(*args, **{**kwargs, "policy_kwargs": policy_kwargs})
+        super().__init__(*args, double_q=double_q, torch_threads=torch_threads, fast=fast, **kwargs)
 
-    def learn(self, *args: Any, **kwargs: Any) -> Any:
-        """SB3's ``learn`` with ``torch_threads`` CPU threads (see :mod:`cartpole_dqn.dqn.threads`)."""
-        with torch_threads(self.torch_threads):
-            return super().learn(*args, **kwargs)
-
-    @property
-    def prioritized(self) -> bool:
-        return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
-
-    def _setup_model(self) -> None:
-        if self.fast and not fast_path_available():  # a model saved where the fast path ran, loaded here
-            self.fast = False
-        if not self.fast and self.policy_kwargs.get("optimizer_class") is FlatAdam:
-            self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.Adam}
-        setup_with_agent_discounts(self, super()._setup_model, windowed=self.fast)
+    def _flat_adam_kwargs(
+        self, policy_kwargs: dict[str, Any], agent_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The user's optimizer_kwargs, else torch's fused Adam (bitwise SB3's Adam, less overhead)."""
+        return policy_kwargs.get("optimizer_kwargs", {"fused": True})
 
     def _excluded_save_params(self) -> list[str]:
-        cached = ["_explicit", "_explicit_key", "_explicit_params", "_target_pairs", "_target_pairs_key"]
+        cached = ["_explicit_pair", "_target_pairs", "_target_pairs_key"]
         return [*super()._excluded_save_params(), *cached]
 
     def _on_step(self) -> None:
@@ -235,7 +215,7 @@ class DQNAgent(DQN):
                 loss, current_q_values, target_q_values = self._gradients_explicit(
                     explicit, replay_data, discounts, weights
                 )
-                clip_gradients(self._explicit_params[1], self.max_grad_norm)
+                clip_gradients(self._explicit_pair.grads, self.max_grad_norm)
             else:
                 loss, current_q_values, target_q_values = self._gradients_autograd(
                     replay_data, discounts, weights
@@ -266,31 +246,9 @@ class DQNAgent(DQN):
             self.logger.record("train/per_beta", buffer.beta)
 
     def _explicit_networks(self) -> tuple[ExplicitQNetwork, ExplicitQNetwork] | None:
-        """The online and target networks' explicit passes, writing into the parameters' ``.grad``.
-
-        Rebuilt whenever the networks or their gradient tensors changed (a load, a user's
-        ``zero_grad(set_to_none=True)``); None for networks it does not support. Called every env
-        step, so the check compares a few identities and never walks the modules. None when
-        ``fast=False``.
-        """
-        if not self.fast:
-            return None
-        params, grads = self._explicit_params
-        if (id(self.q_net), id(self.q_net_target)) == self._explicit_key and all(
-            p.grad is g for p, g in zip(params, grads, strict=True)
-        ):
-            return self._explicit
-        params = list(self.q_net.parameters())
-        for p in params:
-            if p.grad is None:
-                p.grad = th.zeros_like(p)
-        grads = [p.grad for p in params]  # type: ignore[misc]
-        online = explicit_network(self.q_net, grads)
-        target = explicit_network(self.q_net_target, None)
-        self._explicit = None if online is None or target is None else (online, target)
-        self._explicit_params = (params, grads)
-        self._explicit_key = (id(self.q_net), id(self.q_net_target))
-        return self._explicit
+        """The online and target networks' explicit passes (:class:`ExplicitPair`), writing into the
+        parameters' ``.grad``; None for networks they do not support, and when ``fast=False``."""
+        return self._explicit_pair.get(self.q_net, self.q_net_target) if self.fast else None
 
     def _gradients_explicit(
         self,

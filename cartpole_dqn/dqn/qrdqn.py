@@ -13,6 +13,7 @@ torch's fused Adam; ``fast=False`` runs sb3-contrib's own code.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,15 +22,19 @@ from sb3_contrib import QRDQN
 from sb3_contrib.common.utils import quantile_huber_loss
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
+from cartpole_dqn.dqn.agent_switches import AgentSwitches
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
-from cartpole_dqn.dqn.fast.explicit import ExplicitQuantileNetwork, clip_gradients, explicit_quantile_network
-from cartpole_dqn.dqn.fast.optim import FlatAdam
-from cartpole_dqn.dqn.fast.torch_private import fast_path_available
+from cartpole_dqn.dqn.fast.explicit import (
+    ExplicitPair,
+    ExplicitQuantileNetwork,
+    clip_gradients,
+    explicit_quantile_network,
+)
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
-from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction, setup_with_agent_discounts
-from cartpole_dqn.dqn.threads import check_torch_threads, torch_threads
+from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction
 
 QRDQN_BATCH_SIZE = inspect.signature(QRDQN.__init__).parameters["batch_size"].default
 
@@ -75,7 +80,7 @@ def quantile_huber_loss_per_sample(current: th.Tensor, target: th.Tensor) -> th.
     return loss.sum(dim=-2).mean(dim=-1)
 
 
-class QRDQNAgent(QRDQN):
+class QRDQNAgent(AgentSwitches, QRDQN):
     """sb3-contrib ``QRDQN`` plus prioritized replay and a Double target; every SB3 tool keeps working.
 
     :param double_q: the Double target (online net's mean picks a*, target net's quantiles value it)
@@ -108,38 +113,18 @@ class QRDQNAgent(QRDQN):
         fast: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.double_q = double_q
-        self.torch_threads = check_torch_threads(torch_threads)
-        self.fast = fast and fast_path_available()
-        self._explicit: tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork] | None = None
-        self._explicit_key: tuple[int, ...] = ()
-        self._explicit_params: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
-        policy_kwargs = dict(kwargs.get("policy_kwargs") or {})
-        if self.fast and "optimizer_class" not in policy_kwargs:
-            # What QRDQN sets up without an optimizer_class (torch's Adam, eps 0.01 / batch_size, as
-            # the QR-DQN paper; any optimizer_kwargs replaced), as FlatAdam: bitwise, less overhead.
-            policy_kwargs["optimizer_class"] = FlatAdam
-            policy_kwargs["optimizer_kwargs"] = {"eps": 0.01 / kwargs.get("batch_size", QRDQN_BATCH_SIZE)}
-        super().__init__(*args, **{**kwargs, "policy_kwargs": policy_kwargs})
+        self._explicit_pair: ExplicitPair[ExplicitQuantileNetwork] = ExplicitPair(explicit_quantile_network)
+        super().__init__(*args, double_q=double_q, torch_threads=torch_threads, fast=fast, **kwargs)
 
-    def learn(self, *args: Any, **kwargs: Any) -> Any:
-        """SB3's ``learn`` with ``torch_threads`` CPU threads (see :mod:`cartpole_dqn.dqn.threads`)."""
-        with torch_threads(self.torch_threads):
-            return super().learn(*args, **kwargs)
-
-    @property
-    def prioritized(self) -> bool:
-        return isinstance(self.replay_buffer, PrioritizedReplayBuffer)
-
-    def _setup_model(self) -> None:
-        if self.fast and not fast_path_available():  # a model saved where the fast path ran, loaded here
-            self.fast = False
-        if not self.fast and self.policy_kwargs.get("optimizer_class") is FlatAdam:
-            self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.Adam}
-        setup_with_agent_discounts(self, super()._setup_model, windowed=self.fast)
+    def _flat_adam_kwargs(
+        self, policy_kwargs: dict[str, Any], agent_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What QRDQN sets up without an optimizer_class (torch's Adam, eps 0.01 / batch_size, as the
+        QR-DQN paper; any optimizer_kwargs replaced), as FlatAdam: bitwise, less overhead."""
+        return {"eps": 0.01 / agent_kwargs.get("batch_size", QRDQN_BATCH_SIZE)}
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_explicit", "_explicit_key", "_explicit_params"]
+        return [*super()._excluded_save_params(), "_explicit_pair"]
 
     def _on_step(self) -> None:
         super()._on_step()
@@ -168,18 +153,12 @@ class QRDQNAgent(QRDQN):
         """sb3-contrib's update when no plug-in is on; else the weighted, Double-target version.
         Either through the explicit passes where the network allows it (``fast``)."""
         explicit = self._explicit_networks()
-        if explicit is not None:
-            self._train_explicit(explicit, gradient_steps, batch_size)
-            return
-        if not self.double_q and not self.prioritized:
+        if explicit is None and not self.double_q and not self.prioritized:
             super().train(gradient_steps, batch_size)
             loss = self.logger.name_to_value.get("train/loss", 0.0)
             if not np.isfinite(loss):
                 raise self._divergence(float(loss))
             return
-        self._train_with_plugins(gradient_steps, batch_size)
-
-    def _train_with_plugins(self, gradient_steps: int, batch_size: int) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         buffer = self.replay_buffer
@@ -189,39 +168,19 @@ class QRDQNAgent(QRDQN):
             replay_data = buffer.sample(batch_size, env=self._vec_normalize_env)
             # For n-step replay, discount factor is gamma**n_steps (when no early termination)
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            prioritized = isinstance(replay_data, PrioritizedReplayBufferSamples)
-            with th.no_grad():
-                next_obs = replay_data.next_observations
-                next_online = self.quantile_net(next_obs) if self.double_q else None
-                target_quantiles = quantile_td_target(
-                    replay_data.rewards,
-                    replay_data.dones,
-                    discounts,
-                    self.quantile_net_target(next_obs),
-                    next_online,
-                )
-            n_samples = replay_data.actions.shape[0]
-            actions = replay_data.actions[..., None].long().expand(n_samples, self.n_quantiles, 1)
-            current_quantiles = th.gather(self.quantile_net(replay_data.observations), dim=2, index=actions)
-            per_sample = quantile_huber_loss_per_sample(current_quantiles.squeeze(dim=2), target_quantiles)
-            if prioritized:
-                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
-                if not bool(th.isfinite(per_sample).all()):  # before it reaches the sum tree
-                    raise self._divergence(float("nan"))
-                loss = (replay_data.weights.view(-1) * per_sample).mean()
+            if explicit is not None:
+                loss, per_sample = self._gradients_explicit(explicit, replay_data, discounts)
+                if self.max_grad_norm is not None:
+                    clip_gradients(self._explicit_pair.grads, self.max_grad_norm)
             else:
-                loss = per_sample.mean()
-            losses.append(loss.item())
-            self.policy.optimizer.zero_grad()
-            loss.backward()
-            if self.max_grad_norm is not None:
-                th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+                loss, per_sample = self._gradients_autograd(replay_data, discounts)
+                if self.max_grad_norm is not None:
+                    th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+            losses.append(loss)
             self.policy.optimizer.step()
-            if prioritized:
+            if isinstance(replay_data, PrioritizedReplayBufferSamples) and per_sample is not None:
                 assert isinstance(buffer, PrioritizedReplayBuffer)
-                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
                 buffer.update_priorities(replay_data.indices, per_sample.detach().cpu().numpy())
-
         self._n_updates += gradient_steps
         mean_loss = float(np.mean(losses))
         if not np.isfinite(mean_loss):
@@ -232,95 +191,87 @@ class QRDQNAgent(QRDQN):
             self.logger.record("train/per_beta", buffer.beta)
 
     def _explicit_networks(self) -> tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork] | None:
-        """The online and target quantile networks' explicit passes, writing into the parameters'
-        ``.grad``; rebuilt when the networks or their gradient tensors changed; None when ``fast``
-        is off or the network is not a plain quantile MLP."""
-        if not self.fast:
-            return None
-        params, grads = self._explicit_params
-        if (id(self.quantile_net), id(self.quantile_net_target)) == self._explicit_key and all(
-            p.grad is g for p, g in zip(params, grads, strict=True)
-        ):
-            return self._explicit
-        params = list(self.quantile_net.parameters())
-        for p in params:
-            if p.grad is None:
-                p.grad = th.zeros_like(p)
-        grads = [p.grad for p in params]  # type: ignore[misc]
-        online = explicit_quantile_network(self.quantile_net, grads)
-        target = explicit_quantile_network(self.quantile_net_target, None)
-        self._explicit = None if online is None or target is None else (online, target)
-        self._explicit_params = (params, grads)
-        self._explicit_key = (id(self.quantile_net), id(self.quantile_net_target))
-        return self._explicit
+        """The online and target quantile networks' explicit passes (:class:`ExplicitPair`), writing
+        into the parameters' ``.grad``; None when ``fast`` is off or the network is not a plain
+        quantile MLP."""
+        return self._explicit_pair.get(self.quantile_net, self.quantile_net_target) if self.fast else None
 
-    def _train_explicit(
+    def _target_quantiles(
+        self,
+        replay_data: ReplayBufferSamples,
+        discounts: th.Tensor | float,
+        online: Callable[[th.Tensor], th.Tensor],
+        target: Callable[[th.Tensor], th.Tensor],
+    ) -> th.Tensor:
+        """The TD target quantiles, the networks' forward passes given (modules or explicit passes)."""
+        next_obs = replay_data.next_observations
+        return quantile_td_target(
+            replay_data.rewards,
+            replay_data.dones,
+            discounts,
+            target(next_obs),
+            online(next_obs) if self.double_q else None,
+        )
+
+    def _loss(
+        self, current: th.Tensor, target: th.Tensor, replay_data: ReplayBufferSamples
+    ) -> tuple[th.Tensor, th.Tensor | None]:
+        """The loss to minimize and, where it is built from them, the per-sample losses.
+
+        sb3-contrib's own ``quantile_huber_loss`` when no plug-in is on (bitwise its update); the
+        per-sample losses, weighted by PER's importance-sampling weights, otherwise.
+        """
+        if not self.double_q and not self.prioritized:
+            return quantile_huber_loss(current, target, sum_over_quantiles=True), None
+        per_sample = quantile_huber_loss_per_sample(current, target)
+        if isinstance(replay_data, PrioritizedReplayBufferSamples):
+            if not bool(th.isfinite(per_sample).all()):  # before it reaches the sum tree
+                raise self._divergence(float("nan"))
+            return (replay_data.weights.view(-1) * per_sample).mean(), per_sample
+        return per_sample.mean(), per_sample
+
+    def _gradients_explicit(
         self,
         nets: tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork],
-        gradient_steps: int,
-        batch_size: int,
-    ) -> None:
-        """The same update as :meth:`train`'s other paths: the networks' passes written out, and
-        autograd only over the loss (from the chosen quantiles on), so the gradients are bitwise."""
+        replay_data: ReplayBufferSamples,
+        discounts: th.Tensor | float,
+    ) -> tuple[float, th.Tensor | None]:
+        """The loss and its gradients (in ``.grad``): the networks' passes written out, autograd
+        only over the loss (from the chosen quantiles on), so the gradients are bitwise autograd's."""
         online, target = nets
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
-        buffer = self.replay_buffer
-        assert buffer is not None
-        stock = not self.double_q and not self.prioritized
-        grads = self._explicit_params[1]
-        losses: list[float] = []
-        for _ in range(gradient_steps):
-            replay_data = buffer.sample(batch_size, env=self._vec_normalize_env)
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            prioritized = isinstance(replay_data, PrioritizedReplayBufferSamples)
-            with th.no_grad():
-                next_obs = replay_data.next_observations
-                target_quantiles = quantile_td_target(
-                    replay_data.rewards,
-                    replay_data.dones,
-                    discounts,
-                    target.forward(next_obs),
-                    online.forward(next_obs) if self.double_q else None,
-                )
-                all_quantiles = online.forward(replay_data.observations, keep=True)
-                n_samples = replay_data.actions.shape[0]
-                actions = replay_data.actions[..., None].long().expand(n_samples, self.n_quantiles, 1)
-                chosen = th.gather(all_quantiles, dim=2, index=actions).squeeze(dim=2)
-            current = chosen.detach().requires_grad_()
-            with th.enable_grad():
-                if stock:
-                    per_sample = None
-                    loss = quantile_huber_loss(current, target_quantiles, sum_over_quantiles=True)
-                else:
-                    per_sample = quantile_huber_loss_per_sample(current, target_quantiles)
-                    if prioritized:
-                        assert isinstance(replay_data, PrioritizedReplayBufferSamples)
-                        if not bool(th.isfinite(per_sample).all()):  # before it reaches the sum tree
-                            raise self._divergence(float("nan"))
-                        loss = (replay_data.weights.view(-1) * per_sample).mean()
-                    else:
-                        loss = per_sample.mean()
-                (grad_current,) = th.autograd.grad(loss, current)
-            losses.append(loss.item())
-            with th.no_grad():  # gather's and squeeze's backward, then the network's
-                grad_all = th.zeros_like(all_quantiles).scatter_add_(2, actions, grad_current.unsqueeze(2))
-                online.backward(grad_all)
-                if self.max_grad_norm is not None:
-                    clip_gradients(grads, self.max_grad_norm)
-            self.policy.optimizer.step()
-            if prioritized and per_sample is not None:
-                assert isinstance(buffer, PrioritizedReplayBuffer)
-                assert isinstance(replay_data, PrioritizedReplayBufferSamples)
-                buffer.update_priorities(replay_data.indices, per_sample.detach().cpu().numpy())
-        self._n_updates += gradient_steps
-        mean_loss = float(np.mean(losses))
-        if not np.isfinite(mean_loss):
-            raise self._divergence(mean_loss)
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", mean_loss)
-        if isinstance(buffer, PrioritizedReplayBuffer):
-            self.logger.record("train/per_beta", buffer.beta)
+        with th.no_grad():
+            target_quantiles = self._target_quantiles(replay_data, discounts, online.forward, target.forward)
+            all_quantiles = online.forward(replay_data.observations, keep=True)
+            actions = self._action_index(replay_data)
+            chosen = th.gather(all_quantiles, dim=2, index=actions).squeeze(dim=2)
+        current = chosen.detach().requires_grad_()
+        with th.enable_grad():
+            loss, per_sample = self._loss(current, target_quantiles, replay_data)
+            (grad_current,) = th.autograd.grad(loss, current)
+        with th.no_grad():  # gather's and squeeze's backward, then the network's
+            online.backward(th.zeros_like(all_quantiles).scatter_add_(2, actions, grad_current.unsqueeze(2)))
+        return loss.item(), per_sample
+
+    def _gradients_autograd(
+        self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float
+    ) -> tuple[float, th.Tensor | None]:
+        """The same through autograd: for networks the explicit passes do not know (dueling)."""
+        with th.no_grad():
+            target_quantiles = self._target_quantiles(
+                replay_data, discounts, self.quantile_net, self.quantile_net_target
+            )
+        current = th.gather(
+            self.quantile_net(replay_data.observations), dim=2, index=self._action_index(replay_data)
+        ).squeeze(dim=2)
+        loss, per_sample = self._loss(current, target_quantiles, replay_data)
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        return loss.item(), per_sample
+
+    def _action_index(self, replay_data: ReplayBufferSamples) -> th.Tensor:
+        """The taken actions as a gather index over (batch, n_quantiles, n_actions)."""
+        n_samples = replay_data.actions.shape[0]
+        return replay_data.actions[..., None].long().expand(n_samples, self.n_quantiles, 1)
 
     def _divergence(self, loss: float) -> DivergenceError:
         return DivergenceError(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch as th
@@ -171,16 +172,20 @@ class _Unsupported(Exception):
     pass
 
 
-def explicit_network(q_net: nn.Module, grads: Sequence[th.Tensor] | None) -> ExplicitQNetwork | None:
-    """An explicit version of ``q_net``, or None when it has parts this module does not know.
+def _plain_box_input(net: nn.Module) -> bool:
+    """Whether ``net`` reads float Box observations through SB3's ``FlattenExtractor``, where SB3's
+    ``preprocess_obs`` is the identity: images (scaled by 1/255) and Discrete or MultiBinary
+    observations (one-hot, cast) keep SB3's own preprocessing, and so do custom extractors."""
+    if type(getattr(net, "features_extractor", None)) is not FlattenExtractor:
+        return False
+    space = getattr(net, "observation_space", None)
+    return isinstance(space, spaces.Box) and bool(np.issubdtype(space.dtype, np.floating))
 
-    Only for float Box observations, where SB3's ``preprocess_obs`` is the identity: images (scaled
-    by 1/255) and Discrete or MultiBinary observations (one-hot, cast) keep SB3's own preprocessing.
-    """
-    if not isinstance(q_net, QNetwork) or type(q_net.features_extractor) is not FlattenExtractor:
-        return None
-    space = q_net.observation_space
-    if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+
+def explicit_network(q_net: nn.Module, grads: Sequence[th.Tensor] | None) -> ExplicitQNetwork | None:
+    """An explicit version of ``q_net`` (plain or dueling), or None when it has parts this module
+    does not know or an input it does not preprocess (see :func:`_plain_box_input`)."""
+    if not isinstance(q_net, QNetwork) or not _plain_box_input(q_net):
         return None
     try:
         return ExplicitQNetwork(q_net, grads)
@@ -220,18 +225,55 @@ def explicit_quantile_network(
 ) -> ExplicitQuantileNetwork | None:
     """An explicit version of a plain ``QuantileNetwork`` on float Box observations, else None
     (dueling quantile networks, custom extractors: the agent keeps autograd)."""
-    if (
-        type(quantile_net) is not QuantileNetwork
-        or type(quantile_net.features_extractor) is not FlattenExtractor
-    ):
-        return None
-    space = quantile_net.observation_space
-    if not isinstance(space, spaces.Box) or not np.issubdtype(space.dtype, np.floating):
+    if type(quantile_net) is not QuantileNetwork or not _plain_box_input(quantile_net):
         return None
     try:
         return ExplicitQuantileNetwork(quantile_net, grads)
     except _Unsupported:
         return None
+
+
+Explicit = TypeVar("Explicit", ExplicitQNetwork, ExplicitQuantileNetwork)
+
+
+class ExplicitPair(Generic[Explicit]):
+    """An agent's online and target networks' explicit passes, the online one writing into the
+    parameters' ``.grad``, built once and reused.
+
+    Agents ask for them every env step (acting) and every ``train`` call, so :meth:`get` compares a
+    few identities and never walks the modules; it rebuilds whenever the networks or their gradient
+    tensors changed (a load, a user's ``zero_grad(set_to_none=True)``). The networks are held, not
+    only their ids, so a new network can never pass for a freed one.
+
+    :param build: :func:`explicit_network` or :func:`explicit_quantile_network`
+    """
+
+    def __init__(self, build: Callable[[nn.Module, Sequence[th.Tensor] | None], Explicit | None]) -> None:
+        self._build: Callable[[nn.Module, Sequence[th.Tensor] | None], Explicit | None] = build
+        self._modules: tuple[nn.Module, nn.Module] | None = None
+        self._params: list[nn.Parameter] = []
+        self.grads: list[th.Tensor] = []
+        self.nets: tuple[Explicit, Explicit] | None = None
+
+    def get(self, online: nn.Module, target: nn.Module) -> tuple[Explicit, Explicit] | None:
+        """The explicit (online, target) pair, or None where either network is not supported."""
+        modules = self._modules
+        if (
+            modules is not None
+            and modules[0] is online
+            and modules[1] is target
+            and all(p.grad is g for p, g in zip(self._params, self.grads, strict=True))
+        ):
+            return self.nets
+        params = list(online.parameters())
+        for p in params:
+            if p.grad is None:
+                p.grad = th.zeros_like(p)
+        grads: list[th.Tensor] = [p.grad for p in params]  # type: ignore[misc]
+        online_net, target_net = self._build(online, grads), self._build(target, None)
+        self.nets = None if online_net is None or target_net is None else (online_net, target_net)
+        self._modules, self._params, self.grads = (online, target), params, grads
+        return self.nets
 
 
 def clip_gradients(grads: list[th.Tensor], max_norm: float) -> None:

@@ -167,6 +167,10 @@ def test_benchmark_end_to_end_two_configs_two_seeds(workdir: Path) -> None:
     (record_path,) = results.glob("benchmark-CartPole-v1-*.json")
     record = json.loads(record_path.read_text())
     assert len(record["runs"]) == 4
+    # the CPU is named: the same code and seed can learn differently on another one
+    import torch
+
+    assert f"torch kernels: {torch.backends.cpu.get_cpu_capability()}" in record["machine"]
     # its TensorBoard runs are grouped under one folder per benchmark, beside the user's own runs
     (group,) = (workdir / "tensorboard_logs").iterdir()
     (bench,) = group.iterdir()

@@ -105,8 +105,8 @@ def run_benchmark(
         if label != baseline
     }
     machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"torch {version('torch')}"
+        f"{platform.machine()}, {os.cpu_count()} CPU cores ({cpu_model()}, "
+        f"torch kernels: {cpu_capability()}), Python {platform.python_version()}, torch {version('torch')}"
     )
     return {
         "env_id": results[0].env_id,
@@ -123,3 +123,23 @@ def run_benchmark(
         "paired": paired,
         "runs": by_label,
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it ("unknown" where it does not). Recorded because
+    the same code and seed can learn differently on another CPU: its math kernels round differently,
+    and a run's trajectory amplifies the difference."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_capability() -> str:
+    """The vector instruction set torch's CPU kernels use here (e.g. AVX2, AVX512)."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())

@@ -113,7 +113,8 @@ def test_divergence_stops_with_one_line_and_exit_1_keeping_the_best_model(
 
 
 def test_sigkill_after_a_checkpoint_then_resume_continues_the_same_run(tmp_path: Path) -> None:
-    total = 6000
+    # Long enough that a fast CPU is still training when the kill lands (6,000 steps could end first).
+    total = 14000
     args = [
         "--timesteps",
         str(total),
@@ -127,8 +128,8 @@ def test_sigkill_after_a_checkpoint_then_resume_continues_the_same_run(tmp_path:
         "3",
     ]
     state_file = tmp_path / "experiments" / "runs" / "crash" / "checkpoint" / "state.json"
-    # Kill one second after the first checkpoint: training (and logging) has gone on past it.
-    sigkill_when("cartpole_dqn.train", args, tmp_path, lambda: state_file.exists() or None, settle=1.0)
+    # Kill half a second after the first checkpoint: training (and logging) has gone on past it.
+    sigkill_when("cartpole_dqn.train", args, tmp_path, lambda: state_file.exists() or None, settle=0.5)
     run_dir = tmp_path / "experiments" / "runs" / "crash"
     assert not (run_dir / "results.json").exists()
     checkpoint_step = json.loads(state_file.read_text())["num_timesteps"]

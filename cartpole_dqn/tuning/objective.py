@@ -27,6 +27,11 @@ if TYPE_CHECKING:
     from cartpole_dqn.run.solve import SolveState
 
 
+def run_span(budget: int, eval_freq: int) -> int:
+    """Steps one seed's run covers in a multi-seed trial's report steps: its evaluation slots."""
+    return max(math.ceil(budget / eval_freq), 1) * eval_freq
+
+
 @dataclass(frozen=True)
 class CurveScore:
     budget: int
@@ -37,6 +42,11 @@ class CurveScore:
     @property
     def slots(self) -> int:
         return max(math.ceil(self.budget / self.eval_freq), 1)
+
+    @property
+    def span(self) -> int:
+        """Steps one seed's run covers in a multi-seed trial's report steps."""
+        return run_span(self.budget, self.eval_freq)
 
     def normalized(self, mean_return: float) -> float:
         return min(max((mean_return - self.floor) / (self.threshold - self.floor), 0.0), 1.0)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch as th
@@ -171,3 +173,46 @@ def test_old_pickled_buffers_get_their_windows() -> None:
     old.__setstate__(pickle.loads(pickle.dumps(state)))
     assert isinstance(old, WindowedReplayBuffer)
     np.testing.assert_array_equal(old.window_lengths, expected)
+
+
+class EagerTreeWrites(PrioritizedReplayBuffer):
+    """Writes every added transition into the tree at once, as the buffer did before adds waited."""
+
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        super().add(*args, **kwargs)
+        _ = self.tree
+
+
+@pytest.mark.parametrize("n_envs", [1, 3])
+def test_waiting_tree_writes_sample_and_update_as_eager_writes_do(n_envs: int) -> None:
+    """Adds wait for the next read of the tree and are then written in one batch: every sample,
+    weight, priority and inner sum is what writing each add at once gives, across wrap-arounds,
+    rising max priorities and a pickle round trip with adds still waiting."""
+    import pickle
+
+    lazy = PrioritizedReplayBuffer(40, OBS, ACT, device="cpu", n_envs=n_envs, n_steps=3, alpha=0.6)
+    eager = EagerTreeWrites(40, OBS, ACT, device="cpu", n_envs=n_envs, n_steps=3, alpha=0.6)
+    rng = np.random.default_rng(1)
+    for round_ in range(12):
+        for buffer in (lazy, eager):
+            fill(buffer, 7, n_envs, seed=round_)
+        if round_ == 5:
+            lazy = pickle.loads(pickle.dumps(lazy))
+        errors = rng.normal(scale=1.0 + round_, size=16)  # the max priority keeps rising
+        if round_ % 2:  # priorities updated straight after adds, with no sample between
+            slots = rng.integers(0, lazy.size() * n_envs, size=16)
+            for buffer in (lazy, eager):
+                buffer.update_priorities(slots, errors)
+        for buffer in (lazy, eager):
+            np.random.seed(round_)
+            samples = buffer.sample(16)
+            buffer.update_priorities(samples.indices, errors)
+        np.random.seed(round_)
+        again = lazy.sample(16)
+        np.random.seed(round_)
+        reference = eager.sample(16)
+        np.testing.assert_array_equal(again.indices, reference.indices)
+        th.testing.assert_close(again.weights, reference.weights, rtol=0, atol=0)
+        assert lazy.max_priority == eager.max_priority
+    for ours, theirs in zip(lazy.tree.levels, eager.tree.levels, strict=True):
+        np.testing.assert_array_equal(ours, theirs)

@@ -179,6 +179,10 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
 
     One sum tree covers every (row, env) slot, so ``n_envs > 1`` works: slot = row * n_envs + env.
     New transitions get the largest priority seen so far, so each is replayed at least once soon.
+    Their tree writes wait until the tree is next read (a sample, a priority update, ``tree``):
+    a rollout's transitions then cost one batched update instead of one tree walk each, and the
+    tree anyone reads is the one eager writes would have built (the largest priority only
+    changes in :meth:`update_priorities`, which writes the waiting ones first).
 
     :param buffer_size: Max number of transitions (over all envs)
     :param observation_space: Observation space
@@ -231,7 +235,30 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
         self.beta = beta_initial
         self.eps = eps
         self.max_priority = 1.0
-        self.tree = SumTree(self.buffer_size * self.n_envs)
+        self._tree = SumTree(self.buffer_size * self.n_envs)
+        self._waiting: list[np.ndarray] = []  # slots added since the tree was last written
+
+    @property
+    def tree(self) -> SumTree:
+        """The sum tree over every slot, with the transitions added so far written in."""
+        if self._waiting:
+            slots = np.concatenate(self._waiting)
+            self._waiting.clear()
+            self._tree.update(slots, self.max_priority**self.alpha)
+        return self._tree
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_tree"] = self.tree  # written up to date
+        state["_waiting"] = []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        if "tree" in self.__dict__:  # pickled before tree writes waited
+            self._tree = self.__dict__.pop("tree")
+        if "_waiting" not in self.__dict__:
+            self._waiting = []
 
     def anneal_beta(self, progress: float) -> None:
         """Move beta linearly from ``beta_initial`` (progress 0) to 1 (progress 1)."""
@@ -240,8 +267,9 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
 
     def reset(self) -> None:
         super().reset()
-        if hasattr(self, "tree"):
-            self.tree = SumTree(self.buffer_size * self.n_envs)
+        if hasattr(self, "_tree"):
+            self._tree = SumTree(self.buffer_size * self.n_envs)
+            self._waiting = []
             self.max_priority = 1.0
 
     def add(
@@ -255,14 +283,15 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
     ) -> None:
         slots = self.pos * self.n_envs + np.arange(self.n_envs)
         super().add(obs, next_obs, action, reward, done, infos)
-        self.tree.update(slots, self.max_priority**self.alpha)
+        self._waiting.append(slots)
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
         """Draw a stratified prioritized batch, with IS weights normalized by their max."""
-        slots = self.tree.sample_stratified(batch_size)
+        tree = self.tree
+        slots = tree.sample_stratified(batch_size)
         rows, env_indices = np.divmod(slots, self.n_envs)
         samples = self._samples_at(rows, env_indices, env)
-        probabilities = self.tree[slots] / self.tree.total
+        probabilities = tree[slots] / tree.total
         n_stored = self.size() * self.n_envs
         weights = (n_stored * probabilities) ** (-self.beta)
         weights /= weights.max()
@@ -274,6 +303,7 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Set the priorities of sampled slots to |TD error| + eps."""
+        tree = self.tree  # the waiting transitions are written at the largest priority before it moves
         priorities = np.abs(np.asarray(td_errors, dtype=np.float64)).ravel() + self.eps
         self.max_priority = max(self.max_priority, float(priorities.max()))
-        self.tree.update(indices, priorities**self.alpha)
+        tree.update(indices, priorities**self.alpha)

@@ -330,3 +330,34 @@ def test_bad_algorithm_combinations_are_refused(values: dict[str, Any], needle: 
     with pytest.raises(ConfigError) as error:
         RunConfig.from_mapping(values)
     assert needle in str(error.value)
+
+
+@pytest.mark.parametrize("form", ["stock", "per-sample", "weighted"])
+def test_the_written_out_loss_gradient_is_autograds_bit_for_bit(form: str) -> None:
+    """The fast path's quantile Huber loss and its gradient with respect to the current quantiles
+    equal autograd's over sb3-contrib's loss (or our per-sample form, PER-weighted or not), bit for
+    bit, including TD errors at exactly +-1 (where Huber's branches meet) and far beyond it."""
+    from cartpole_dqn.dqn.fast.quantile_loss import quantile_huber_loss_and_grad
+
+    generator = th.Generator().manual_seed(1)
+    for batch, n_quantiles, scale in ((1, 1, 1.0), (7, 5, 0.3), (64, 10, 2.0), (32, 50, 40.0)):
+        current = th.randn(batch, n_quantiles, generator=generator) * scale
+        target = th.randn(batch, n_quantiles, generator=generator) * scale
+        target[0, 0] = current[0, 0] + 1.0  # |delta| == 1: the quadratic branch
+        weights = th.rand(batch, generator=generator)
+        leaf = current.clone().requires_grad_()
+        samples = None
+        if form == "stock":
+            loss = quantile_huber_loss(leaf, target, sum_over_quantiles=True)
+        else:
+            samples = quantile_huber_loss_per_sample(leaf, target)
+            loss = (weights * samples).mean() if form == "weighted" else samples.mean()
+        (expected,) = th.autograd.grad(loss, leaf)
+        ours, our_samples, grad = quantile_huber_loss_and_grad(
+            current, target, per_sample=form != "stock", weights=weights if form == "weighted" else None
+        )
+        assert th.equal(ours, loss.detach())
+        assert th.equal(grad, expected)
+        assert (our_samples is None) == (samples is None)
+        if samples is not None and our_samples is not None:
+            assert th.equal(our_samples, samples.detach())

@@ -33,6 +33,7 @@ from cartpole_dqn.dqn.fast.explicit import (
     clip_gradients,
     explicit_quantile_network,
 )
+from cartpole_dqn.dqn.fast.quantile_loss import quantile_huber_loss_and_grad
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
 from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction
 
@@ -236,19 +237,23 @@ class QRDQNAgent(AgentSwitches, QRDQN):
         replay_data: ReplayBufferSamples,
         discounts: th.Tensor | float,
     ) -> tuple[float, th.Tensor | None]:
-        """The loss and its gradients (in ``.grad``): the networks' passes written out, autograd
-        only over the loss (from the chosen quantiles on), so the gradients are bitwise autograd's."""
+        """The loss and its gradients (in ``.grad``): the networks' passes and the loss's gradient
+        written out (:mod:`cartpole_dqn.dqn.fast.quantile_loss`), bitwise autograd's."""
         online, target = nets
         with th.no_grad():
             target_quantiles = self._target_quantiles(replay_data, discounts, online.forward, target.forward)
             all_quantiles = online.forward(replay_data.observations, keep=True)
             actions = self._action_index(replay_data)
-            chosen = th.gather(all_quantiles, dim=2, index=actions).squeeze(dim=2)
-        current = chosen.detach().requires_grad_()
-        with th.enable_grad():
-            loss, per_sample = self._loss(current, target_quantiles, replay_data)
-            (grad_current,) = th.autograd.grad(loss, current)
-        with th.no_grad():  # gather's and squeeze's backward, then the network's
+            current = th.gather(all_quantiles, dim=2, index=actions).squeeze(dim=2)
+            weights = None
+            if isinstance(replay_data, PrioritizedReplayBufferSamples):
+                weights = replay_data.weights.view(-1)
+            loss, per_sample, grad_current = quantile_huber_loss_and_grad(
+                current, target_quantiles, per_sample=self.double_q or self.prioritized, weights=weights
+            )
+            if weights is not None and per_sample is not None and not bool(th.isfinite(per_sample).all()):
+                raise self._divergence(float("nan"))  # before it reaches the sum tree
+            # gather's and squeeze's backward, then the network's
             online.backward(th.zeros_like(all_quantiles).scatter_add_(2, actions, grad_current.unsqueeze(2)))
         return loss.item(), per_sample
 

@@ -108,7 +108,7 @@ def make_pruner(settings: SweepSettings) -> optuna.pruners.BasePruner:
     eval_freq = settings.trial_eval_freq or settings.base.eval_freq
     budget = settings.base.total_timesteps
     # Half of every run first: on slow tasks (LunarLander) the eventual solvers still trail the
-    # median at a third of the budget (experiments/results/tuning-lunarlander.md).
+    # median at a third of the budget (experiments/results/README.md, the LunarLander sweeps).
     warmup = max(2 * eval_freq, budget // 2)
     return MedianAfterWarmupPruner(span=run_span(budget, eval_freq), warmup=warmup, n_startup_trials=5)
 

@@ -97,7 +97,11 @@ def test_invalid_updates_are_rejected() -> None:
     tree = SumTree(4)
     with pytest.raises(IndexError):
         tree.update(np.array([4]), np.array([1.0]))
-    with pytest.raises(ValueError):
-        tree.update(np.array([0]), np.array([-1.0]))
+    for bad in (-1.0, np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError):
+            tree.update(np.array([0, 1]), np.array([1.0, bad]))
+    with pytest.raises(IndexError):
+        tree.update(np.array([0, -1]), np.array([1.0, 1.0]))
+    assert tree.total == 0.0  # nothing written by a refused update
     with pytest.raises(ValueError):
         tree.sample_stratified(4)

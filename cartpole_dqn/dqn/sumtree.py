@@ -71,12 +71,13 @@ class SumTree:
         values = np.broadcast_to(np.asarray(values, dtype=np.float64), indices.shape)
         if indices.size == 0:
             return
-        if indices.min() < 0 or indices.max() >= self.capacity:
+        highest = int(indices.max())
+        if indices.min() < 0 or highest >= self.capacity:
             raise IndexError(f"leaf index out of range [0, {self.capacity})")
-        if np.any(values < 0) or not np.all(np.isfinite(values)):
+        if not (values.min() >= 0 and values.max() < np.inf):  # NaN fails both comparisons
             raise ValueError("sum tree values must be finite and non-negative")
         self.leaves[indices] = values
-        self.used = max(self.used, int(indices.max()) + 1)
+        self.used = max(self.used, highest + 1)
         if indices.size == 1:  # add() of one transition: plain Python beats the array calls
             node = int(indices[0])
             for level in range(len(self.levels) - 2, -1, -1):

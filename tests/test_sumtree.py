@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cartpole_dqn.dqn.sumtree import SumTree
+from cartpole_dqn.dqn.sumtree import BRANCHING, SumTree
 
 _updates = st.lists(
     st.tuples(st.integers(min_value=0, max_value=36), st.floats(min_value=0, max_value=1e3)),
@@ -71,8 +71,6 @@ def test_batched_update_with_repeated_indices_keeps_every_sum_consistent(
     for index, value in zip(indices, values, strict=True):
         reference[index] = value  # the last write wins
     np.testing.assert_array_equal(tree.values(), reference)
-    from cartpole_dqn.dqn.sumtree import BRANCHING
-
     for parent, children in zip(tree.levels, tree.levels[1:], strict=False):  # every inner node
         sums = children.reshape(-1, BRANCHING).sum(axis=1)
         np.testing.assert_allclose(parent[: sums.size], sums, rtol=1e-12)
@@ -105,3 +103,49 @@ def test_invalid_updates_are_rejected() -> None:
     assert tree.total == 0.0  # nothing written by a refused update
     with pytest.raises(ValueError):
         tree.sample_stratified(4)
+
+
+@pytest.mark.parametrize("capacity", [100_000, 300_000])
+@pytest.mark.parametrize("stored", [5_000, 60_000, 100_000])
+def test_large_trees_search_and_sum_as_one_flat_prefix_sum_does(capacity: int, stored: int) -> None:
+    """Above 8,192 leaves the search starts at a level of block sums (two levels for 100,000 slots,
+    three for 300,000): every leaf it finds covers its target in the flat prefix sum of the leaves."""
+    rng = np.random.default_rng(capacity + stored)
+    values = rng.exponential(size=stored) * (rng.random(stored) > 0.2)  # a fifth of them empty
+    tree = SumTree(capacity)
+    tree.update(np.arange(stored), values)
+    tree.update(rng.integers(0, stored, size=64), rng.exponential(size=64))  # a batched rewrite
+    leaves = tree.values()[:stored]
+    assert len(tree.levels) == (2 if capacity == 100_000 else 3)
+    for parent, children in zip(tree.levels, tree.levels[1:], strict=False):
+        sums = children.reshape(-1, BRANCHING).sum(axis=1)
+        np.testing.assert_allclose(parent[: sums.size], sums, rtol=1e-12)
+        assert not parent[sums.size :].any()
+    prefix = np.concatenate([[0.0], np.cumsum(leaves)])
+    assert tree.total == pytest.approx(prefix[-1], rel=1e-12)
+    targets = np.concatenate([rng.random(2000) * tree.total, [0.0, np.nextafter(tree.total, 0.0)]])
+    found = tree.find_prefixsum(targets)
+    assert (leaves[found] > 0).all(), "never lands on an empty leaf"
+    tolerance = 1e-9 * prefix[-1]
+    assert (prefix[found] - tolerance <= targets).all() and (targets < prefix[found + 1] + tolerance).all()
+    drawn, probabilities = tree.sample_proportional(256, rng)
+    np.testing.assert_allclose(probabilities, leaves[drawn] / prefix[-1], rtol=1e-12)
+
+
+def test_a_tree_pickled_with_a_root_level_is_rebuilt_from_its_leaves() -> None:
+    """0.3.0's trees grew up to a one-node root: unpickling one rebuilds today's levels."""
+    import pickle
+
+    capacity = 9_000
+    leaves = np.zeros(9_024)
+    leaves[:7_000] = np.random.default_rng(5).exponential(size=7_000)
+    blocks = leaves.reshape(-1, BRANCHING).sum(axis=1)
+    blocks = np.concatenate([blocks, np.zeros(288 - blocks.size)])
+    old_state = {"capacity": capacity, "levels": [np.array([blocks.sum()]), blocks, leaves], "used": 7_000}
+    old = SumTree.__new__(SumTree)
+    old.__dict__.update(old_state)  # as 0.3.0's unpickling left it
+    tree = pickle.loads(pickle.dumps(old))
+    assert [level.size for level in tree.levels] == [288, 9_024]
+    np.testing.assert_array_equal(tree.values(), leaves[:capacity])
+    assert tree.used == 7_000 and tree.total == pytest.approx(leaves.sum(), rel=1e-12)
+    assert tree.sample_stratified(64).max() < 7_000

@@ -212,26 +212,22 @@ class DQNAgent(AgentSwitches, DQN):
             discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
             weights = replay_data.weights if isinstance(replay_data, PrioritizedReplayBufferSamples) else None
             if explicit is not None:
-                loss, current_q_values, target_q_values = self._gradients_explicit(
+                loss, current_q_values, td_errors = self._gradients_explicit(
                     explicit, replay_data, discounts, weights
                 )
                 clip_gradients(self._explicit_pair.grads, self.max_grad_norm)
             else:
-                loss, current_q_values, target_q_values = self._gradients_autograd(
-                    replay_data, discounts, weights
-                )
+                loss, current_q_values, td_errors = self._gradients_autograd(replay_data, discounts, weights)
                 # the gradients backward() just wrote (zero_grad may have replaced the tensors), as SB3
                 th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
             losses.append(loss)
             q_sum += current_q_values.mean()
             self.policy.optimizer.step()
 
-            if prioritized:
+            if td_errors is not None:
                 assert isinstance(buffer, PrioritizedReplayBuffer)
                 assert isinstance(replay_data, PrioritizedReplayBufferSamples)
-                buffer.update_priorities(
-                    replay_data.indices, (current_q_values - target_q_values).cpu().numpy()
-                )
+                buffer.update_priorities(replay_data.indices, td_errors)
 
         self._n_updates += gradient_steps
         mean_loss = float(np.mean(losses))
@@ -256,8 +252,9 @@ class DQNAgent(AgentSwitches, DQN):
         replay_data: ReplayBufferSamples,
         discounts: th.Tensor | float,
         weights: th.Tensor | None,
-    ) -> tuple[float, th.Tensor, th.Tensor]:
-        """The Huber loss and its gradients (in ``.grad``), bitwise what autograd would give."""
+    ) -> tuple[float, th.Tensor, np.ndarray | None]:
+        """The Huber loss and its gradients (in ``.grad``), bitwise what autograd would give; the
+        current Q-values; with PER weights, the TD errors (:meth:`_td_errors`)."""
         online, target = nets
         with th.no_grad():
             next_obs = replay_data.next_observations
@@ -268,7 +265,7 @@ class DQNAgent(AgentSwitches, DQN):
             q_all = online.forward(replay_data.observations, keep=True)
             actions = replay_data.actions.long()
             current_q_values = th.gather(q_all, dim=1, index=actions)
-            self._check_finite(current_q_values, target_q_values, weights)
+            td_errors = self._td_errors(current_q_values, target_q_values, weights)
             if weights is None:
                 loss = F.smooth_l1_loss(current_q_values, target_q_values)
                 grad_q = aten.smooth_l1_loss_backward.default(_ONE, current_q_values, target_q_values, 1, 1.0)
@@ -281,30 +278,38 @@ class DQNAgent(AgentSwitches, DQN):
                     grad_elementwise, current_q_values, target_q_values, 0, 1.0
                 )
             online.backward(th.zeros_like(q_all).scatter_add_(1, actions, grad_q))  # gather's backward
-        return loss.item(), current_q_values, target_q_values
+        return loss.item(), current_q_values, td_errors
 
     def _gradients_autograd(
         self, replay_data: ReplayBufferSamples, discounts: th.Tensor | float, weights: th.Tensor | None
-    ) -> tuple[float, th.Tensor, th.Tensor]:
+    ) -> tuple[float, th.Tensor, np.ndarray | None]:
         """The same, through autograd: for networks :mod:`cartpole_dqn.dqn.fast.explicit` does not know."""
         with th.no_grad():
             target_q_values = self._target(replay_data, discounts)
         current_q_values = th.gather(
             self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long()
         )
-        self._check_finite(current_q_values.detach(), target_q_values, weights)
+        td_errors = self._td_errors(current_q_values.detach(), target_q_values, weights)
         if weights is None:
             loss = F.smooth_l1_loss(current_q_values, target_q_values)
         else:
             loss = (weights * F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")).mean()
         self.policy.optimizer.zero_grad()
         loss.backward()
-        return loss.item(), current_q_values.detach(), target_q_values
+        return loss.item(), current_q_values.detach(), td_errors
 
-    def _check_finite(self, current: th.Tensor, target: th.Tensor, weights: th.Tensor | None) -> None:
-        """With PER, stop before non-finite TD errors reach the sum tree (which refuses them)."""
-        if weights is not None and not bool(th.isfinite(current - target).all()):
+    def _td_errors(
+        self, current: th.Tensor, target: th.Tensor, weights: th.Tensor | None
+    ) -> np.ndarray | None:
+        """With PER (``weights`` given), the TD errors as the priorities' array, checked before the
+        update: a non-finite one stops training here, before it reaches the sum tree (which refuses
+        it). Checked in numpy, as the sum tree needs them there anyway: cheaper than torch's ops."""
+        if weights is None:
+            return None
+        errors = (current - target).cpu().numpy()
+        if not np.isfinite(errors).all():
             raise self._divergence(float("nan"), float(current.mean()))
+        return errors
 
     def _divergence(self, loss: float, q_mean: float) -> DivergenceError:
         return DivergenceError(

@@ -287,17 +287,15 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
         """Draw a stratified prioritized batch, with IS weights normalized by their max."""
-        tree = self.tree
-        slots = tree.sample_stratified(batch_size)
+        slots, probabilities = self.tree.sample_proportional(batch_size)
         rows, env_indices = np.divmod(slots, self.n_envs)
         samples = self._samples_at(rows, env_indices, env)
-        probabilities = tree[slots] / tree.total
         n_stored = self.size() * self.n_envs
         weights = (n_stored * probabilities) ** (-self.beta)
         weights /= weights.max()
         return PrioritizedReplayBufferSamples(
             *samples,
-            weights=self.to_torch(weights.astype(np.float32).reshape(-1, 1)),
+            weights=self._tensor(weights.astype(np.float32).reshape(-1, 1)),
             indices=slots,
         )
 

@@ -10,7 +10,8 @@ Sections (one torch thread unless --threads, as the benchmark runs each run):
              default's batch (64) and for a [256, 256] network at batch 128 (the MountainCar and
              LunarLander configs' net and batch)
   grad-step  time per gradient step on a filled buffer (agent.train(32, batch) repeated): our
-             DQNAgent with the default config, and on [256, 256] at batch 128 (dueling, plain MLP),
+             DQNAgent with the default config (and with PER: what prioritized replay adds to a
+             step), and on [256, 256] at batch 128 (dueling, plain MLP),
              stock SB3 DQN on the same, a plain eager torch step (nn.Sequential, fused Adam,
              clipping); each against the floor of its network
   env-steps  training throughput (env steps/s, learn() without evaluation) on CartPole's zoo
@@ -138,6 +139,7 @@ def plain_torch_step(batch: int) -> Callable[[], None]:
 
 WIDE = DEFAULT.replace(net_arch=[256, 256], batch_size=WIDE_BATCH)
 PLAIN = f"plain eager torch, [256, 256] MLP, batch {WIDE_BATCH}"
+PER_STEP = f"DQNAgent, default config + PER (prioritized sample, weights, priority update), batch {BATCH}"
 
 
 def grad_steps(repeats: int) -> dict[str, tuple[float, str]]:
@@ -145,6 +147,7 @@ def grad_steps(repeats: int) -> dict[str, tuple[float, str]]:
     zoo_wide = ZOO.replace(batch_size=WIDE_BATCH)
     agents = {
         f"DQNAgent, default config (dueling {DEFAULT.net_arch}, batch {BATCH})": (DEFAULT, "default"),
+        PER_STEP: (DEFAULT.replace(prioritized_replay=True), "default"),
         f"DQNAgent, default config with a dueling [256, 256] net, batch {WIDE_BATCH}": (WIDE, "wide"),
         f"DQNAgent, zoo block, plug-ins off ([256, 256] MLP, batch {WIDE_BATCH})": (
             zoo_wide.replace(implementation="cartpole_dqn"),
@@ -304,8 +307,13 @@ def main() -> None:
             )
     if "grad-step" in args.sections:
         print("\n| gradient step | µs | × its network's floor |\n|---|---|---|")
-        for name, (seconds, kind) in grad_steps(args.repeats).items():
+        steps = grad_steps(args.repeats)
+        for name, (seconds, kind) in steps.items():
             print(f"| {name} | {seconds * 1e6:.0f} | {seconds / floors[kind]:.2f} |")
+        uniform = next(iter(steps.values()))[0]
+        per = steps[PER_STEP][0]
+        extra = f"+{(per - uniform) * 1e6:.0f} µs ({100 * (per / uniform - 1):+.0f}%)"
+        print(f"\nPER per gradient step, default config: {extra}")
     if "env-steps" in args.sections:
         rates = env_steps(args.steps, args.repeats, env_step_variants)
         print_rates(

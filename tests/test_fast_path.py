@@ -21,15 +21,20 @@ SMALL: dict[str, Any] = dict(learning_starts=100, train_freq=4, gradient_steps=2
 
 def trained(fast: bool, steps: int = 400, **kwargs: Any) -> DQNAgent:
     env = make_vec_env("CartPole-v1", n_envs=1, seed=3)
-    agent = DQNAgent("MlpPolicy", env, fast=fast, **SMALL, **kwargs)
+    agent = DQNAgent("MlpPolicy", env, fast=fast, **{**SMALL, **kwargs})
     agent.learn(steps)
     return agent
 
 
 @pytest.mark.parametrize(
     "plugins",
-    [{}, {"double_q": True, "n_steps": 3}, {"replay_buffer_class": PrioritizedReplayBuffer}],
-    ids=["vanilla", "double-nstep", "per"],
+    [
+        {},
+        {"double_q": True, "n_steps": 3},
+        {"replay_buffer_class": PrioritizedReplayBuffer},
+        {"replay_buffer_class": PrioritizedReplayBuffer, "batch_size": 48},  # 1 / 48 is not exact
+    ],
+    ids=["vanilla", "double-nstep", "per", "per-batch48"],
 )
 def test_the_fast_and_the_plain_path_train_bit_for_bit_alike(plugins: dict[str, Any]) -> None:
     """The fast path (explicit passes, FlatAdam's fused kernel, windowed replay, lean hooks) against

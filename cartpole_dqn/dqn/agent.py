@@ -31,6 +31,16 @@ from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction
 
 aten = th.ops.aten
 _ONE = th.ones(())  # the gradient loss.backward() starts from
+_INVERSE_COUNTS: dict[int, th.Tensor] = {}  # n -> 1 / n, as mean's backward computes it
+
+
+def _inverse_count(n: int) -> th.Tensor:
+    """``1 / n`` as a 0-dim float32 CPU tensor, by the division mean's backward runs (so the same
+    float), cached: one multiplication then replaces mean's backward's expand and divide."""
+    inverse = _INVERSE_COUNTS.get(n)
+    if inverse is None:
+        inverse = _INVERSE_COUNTS[n] = _ONE / n
+    return inverse
 
 
 def td_target(
@@ -272,8 +282,9 @@ class DQNAgent(AgentSwitches, DQN):
             else:
                 elementwise = F.smooth_l1_loss(current_q_values, target_q_values, reduction="none")
                 loss = (weights * elementwise).mean()
-                # mean's backward (expand, divide by the count), then mul's (times the weights)
-                grad_elementwise = _ONE.expand_as(elementwise) / elementwise.numel() * weights
+                # mean's backward (1 / count, expanded), then mul's (times the weights): the same
+                # products, weights * (1 / n), with no expanded tensor (a 0-dim one works on any device)
+                grad_elementwise = weights * _inverse_count(elementwise.numel())
                 grad_q = aten.smooth_l1_loss_backward.default(
                     grad_elementwise, current_q_values, target_q_values, 0, 1.0
                 )

@@ -288,7 +288,10 @@ class PrioritizedReplayBuffer(WindowedReplayBuffer):
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:  # type: ignore[override]
         """Draw a stratified prioritized batch, with IS weights normalized by their max."""
         slots, probabilities = self.tree.sample_proportional(batch_size)
-        rows, env_indices = np.divmod(slots, self.n_envs)
+        if self.n_envs == 1:
+            rows, env_indices = slots, np.zeros_like(slots)
+        else:
+            rows, env_indices = np.divmod(slots, self.n_envs)
         samples = self._samples_at(rows, env_indices, env)
         n_stored = self.size() * self.n_envs
         weights = (n_stored * probabilities) ** (-self.beta)

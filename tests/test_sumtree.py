@@ -149,3 +149,13 @@ def test_a_tree_pickled_with_a_root_level_is_rebuilt_from_its_leaves() -> None:
     np.testing.assert_array_equal(tree.values(), leaves[:capacity])
     assert tree.used == 7_000 and tree.total == pytest.approx(leaves.sum(), rel=1e-12)
     assert tree.sample_stratified(64).max() < 7_000
+
+
+@pytest.mark.parametrize("capacity", [10, 100_000])
+def test_targets_outside_the_total_land_on_the_first_and_last_non_empty_leaves(capacity: int) -> None:
+    stored = min(capacity, 9_000)  # past 8,192 leaves the search starts one level up
+    tree = SumTree(capacity)
+    tree.update(np.arange(stored), np.arange(stored) % 3)  # leaf 0 and every third one empty
+    found = tree.find_prefixsum(np.array([-5.0, 0.0, tree.total, 2 * tree.total]))
+    last = max(i for i in range(stored) if i % 3)
+    np.testing.assert_array_equal(found, [1, 1, last, last])

@@ -152,7 +152,7 @@ class SumTree:
     def find_prefixsum(self, targets: np.ndarray) -> np.ndarray:
         """For each target t in [0, total), the leaf i with prefix(i) <= t < prefix(i) + value(i)."""
         start, prefix = self._search_start()
-        return self._descend(start, prefix, np.asarray(targets, dtype=np.float64))[0]
+        return self._descend(start, prefix, np.maximum(np.asarray(targets, dtype=np.float64), 0.0))[0]
 
     def sample_proportional(
         self, batch_size: int, rng: np.random.Generator | None = None

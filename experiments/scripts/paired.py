@@ -6,7 +6,9 @@ Usage:
 
 The benchmark prints each config against one baseline (the last of --configs); this reads the same
 per-seed runs from its JSON record and prints another pair the same way (median of the per-seed
-differences, unsolved = budget, with its bootstrap CI), plus the ratio of the median steps.
+differences, unsolved = budget, with its bootstrap CI), plus the ratio of the median steps. Several
+records of one env (two invocations on the same seeds) may be given: their runs are pooled, and a
+config label found in more than one of them is refused.
 """
 
 from __future__ import annotations
@@ -23,15 +25,22 @@ from cartpole_dqn.run.stats import paired_difference, ratio, summarize
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("record", type=Path)
+    parser.add_argument("records", type=Path, nargs="+")
     parser.add_argument("--config", required=True)
     parser.add_argument("--baseline", required=True)
     parser.add_argument("--bootstrap", type=int, default=10_000)
     args = parser.parse_args()
-    record = json.loads(args.record.read_text())
+    records = [json.loads(path.read_text()) for path in args.records]
+    if len({record["env_id"] for record in records}) > 1:
+        raise SystemExit("paired.py: the records are of different envs")
+    for label in (args.config, args.baseline):
+        holding = sum(label in record["configs"] for record in records)
+        if holding != 1:
+            raise SystemExit(f"paired.py: config {label!r} is in {holding} of the records (need exactly 1)")
     runs = {
         label: sorted(
-            (RunResult.from_dict(r) for r in record["runs"] if r["label"] == label), key=lambda r: r.seed
+            (RunResult.from_dict(r) for record in records for r in record["runs"] if r["label"] == label),
+            key=lambda r: r.seed,
         )
         for label in (args.config, args.baseline)
     }

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -128,3 +128,18 @@ def workdir(tmp_path: Path) -> Path:
     for f in (REPO / "experiments" / "configs").glob("*.yaml"):
         (configs / f.name).write_text(f.read_text())
     return tmp_path
+
+
+def flushing_denormals(train: Any) -> Any:
+    """A stock SB3 update under the float setting our agents' fast updates use (denormals flushed)."""
+
+    import torch as th
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        th.set_flush_denormal(True)
+        try:
+            return train(*args, **kwargs)
+        finally:
+            th.set_flush_denormal(False)
+
+    return run

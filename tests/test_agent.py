@@ -14,6 +14,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.env_util import make_vec_env
 
 from cartpole_dqn import DQNAgent, DuelingDQNPolicy, PrioritizedReplayBuffer
+from tests.conftest import flushing_denormals
 
 SMALL: dict[str, Any] = dict(
     learning_starts=100,
@@ -29,19 +30,6 @@ SMALL: dict[str, Any] = dict(
 
 def parameters(model: DQN) -> list[th.Tensor]:
     return [p.detach().clone() for p in model.policy.parameters()]
-
-
-def flushing_denormals(train: Any) -> Any:
-    """Stock SB3's update under the same float setting DQNAgent.train uses (denormals flushed)."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        th.set_flush_denormal(True)
-        try:
-            return train(*args, **kwargs)
-        finally:
-            th.set_flush_denormal(False)
-
-    return run
 
 
 @pytest.mark.parametrize("n_steps", [1, 3])

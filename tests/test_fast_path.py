@@ -84,12 +84,15 @@ def test_a_missing_private_torch_api_falls_back_to_the_plain_path_with_one_warni
     ids=["double-nstep", "per"],
 )
 def test_qrdqn_fast_and_plain_paths_train_bit_for_bit_alike(plugins: dict[str, Any]) -> None:
-    """QR-DQN's fast path (explicit quantile-network passes, FlatAdam, windowed replay, lean action
-    step) against sb3-contrib's own code with its plug-ins: the same parameters to the last bit."""
+    """QR-DQN's fast path (explicit quantile-network passes, FlatAdam's fused kernel, windowed
+    replay, lean hooks) against sb3-contrib's own code with its plug-ins and torch's fused Adam (with
+    QRDQN's eps): the same parameters to the last bit."""
+    fused_adam = {"optimizer_class": th.optim.Adam, "optimizer_kwargs": {"eps": 0.01 / 32, "fused": True}}
     agents = []
     for fast in (True, False):
         env = make_vec_env("CartPole-v1", n_envs=1, seed=3)
-        agent = QRDQNAgent("MlpPolicy", env, fast=fast, max_grad_norm=10.0, **SMALL, **plugins)
+        optimizer = {} if fast else {"policy_kwargs": fused_adam}
+        agent = QRDQNAgent("MlpPolicy", env, fast=fast, max_grad_norm=10.0, **SMALL, **plugins, **optimizer)
         agent.learn(400)
         agents.append(agent)
     fast_agent, plain = agents

@@ -1,9 +1,9 @@
 """``DQNAgent``: SB3's ``DQN`` with a Double-DQN target and prioritized-replay support.
 
 SB3's seams are overridden, never its training loop: ``train`` (the update: Double-DQN target, PER
-weights and priorities), ``_on_step`` (target update, epsilon, PER's beta), ``_sample_action``
-(epsilon-greedy), ``_store_transition`` and ``_excluded_save_params``; ``_setup_model`` (the
-replay buffer's wiring) and ``learn`` (torch threads) come from
+weights and priorities), ``_sample_action`` (epsilon-greedy) and ``_excluded_save_params``;
+``_setup_model`` (the replay buffer's wiring), ``learn`` (torch threads), ``_on_step`` (target
+update, epsilon, PER's beta) and ``_store_transition`` come from
 :class:`~cartpole_dqn.dqn.agent_switches.AgentSwitches`. With ``fast=False`` each runs SB3's own
 code; with ``double_q=False`` and a plain replay buffer the update is exactly SB3's vanilla one.
 """
@@ -15,19 +15,17 @@ from typing import Any, ClassVar
 import numpy as np
 import torch as th
 from stable_baselines3 import DQN
-from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
-from stable_baselines3.common.utils import polyak_update
 from torch.nn import functional as F
 
 from cartpole_dqn.dqn.agent_switches import AgentSwitches
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
+from cartpole_dqn.dqn.fast.denormals import flushed_denormals
 from cartpole_dqn.dqn.fast.explicit import ExplicitPair, ExplicitQNetwork, clip_gradients, explicit_network
 from cartpole_dqn.dqn.policies import DuelingDQNPolicy
-from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction
 
 aten = th.ops.aten
 _ONE = th.ones(())  # the gradient loss.backward() starts from
@@ -96,8 +94,6 @@ class DQNAgent(AgentSwitches, DQN):
         **kwargs: Any,
     ) -> None:
         self._explicit_pair: ExplicitPair[ExplicitQNetwork] = ExplicitPair(explicit_network)
-        self._target_pairs: tuple[list[th.Tensor], list[th.Tensor]] = ([], [])
-        self._target_pairs_key: tuple[int, ...] = ()
         super().__init__(*args, double_q=double_q, torch_threads=torch_threads, fast=fast, **kwargs)
 
     def _flat_adam_kwargs(
@@ -107,42 +103,10 @@ class DQNAgent(AgentSwitches, DQN):
         return policy_kwargs.get("optimizer_kwargs", {"fused": True})
 
     def _excluded_save_params(self) -> list[str]:
-        cached = ["_explicit_pair", "_target_pairs", "_target_pairs_key"]
-        return [*super()._excluded_save_params(), *cached]
+        return [*super()._excluded_save_params(), "_explicit_pair"]
 
-    def _on_step(self) -> None:
-        """SB3's ``DQN._on_step`` (target update every ``target_update_interval`` env steps, epsilon
-        schedule), with the target update as two foreach operations over cached parameter lists
-        (bitwise SB3's per-parameter ``polyak_update``), plus PER's beta annealing. With ``fast=False``,
-        SB3's own, plus the annealing."""
-        if not self.fast:
-            super()._on_step()
-            anneal_priority_correction(self)
-            return
-        self._n_calls += 1
-        if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
-            online, target = self._target_update_pairs()
-            with th.no_grad():
-                th._foreach_mul_(target, 1 - self.tau)
-                th._foreach_add_(target, online, alpha=self.tau)
-            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)  # GH #996, as SB3
-        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)
-        self.logger.record("rollout/exploration_rate", self.exploration_rate)
-        anneal_priority_correction(self)
-
-    def _target_update_pairs(self) -> tuple[list[th.Tensor], list[th.Tensor]]:
-        key = (id(self.q_net), id(self.q_net_target))
-        if self._target_pairs_key != key:
-            self._target_pairs = (
-                [p.data for p in self.q_net.parameters()],
-                [p.data for p in self.q_net_target.parameters()],
-            )
-            self._target_pairs_key = key
-        online, target = self._target_pairs
-        if online and online[0].data_ptr() != next(self.q_net.parameters()).data_ptr():  # storage replaced
-            self._target_pairs_key = ()
-            return self._target_update_pairs()
-        return online, target
+    def _online_and_target(self) -> tuple[th.nn.Module, th.nn.Module]:
+        return self.q_net, self.q_net_target
 
     def _sample_action(
         self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
@@ -166,45 +130,14 @@ class DQNAgent(AgentSwitches, DQN):
             actions[env] = self.action_space.sample()
         return actions, actions
 
-    def _store_transition(
-        self,
-        replay_buffer: ReplayBuffer,
-        buffer_action: np.ndarray,
-        new_obs: np.ndarray | dict[str, np.ndarray],
-        reward: np.ndarray,
-        dones: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """SB3's ``_store_transition`` for plain array observations, with an array copy in place of
-        ``deepcopy`` (the same stored data)."""
-        if not self.fast or self._vec_normalize_env is not None or not isinstance(new_obs, np.ndarray):
-            super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
-            return
-        self._last_original_obs = self._last_obs
-        next_obs = new_obs.copy()
-        for env in np.flatnonzero(dones):
-            terminal = infos[env].get("terminal_observation")
-            if terminal is not None:
-                next_obs[env] = terminal  # the VecEnv reset already: new_obs starts the next episode
-        replay_buffer.add(self._last_original_obs, next_obs, buffer_action, reward, dones, infos)  # type: ignore[arg-type]
-        self._last_obs = new_obs
-
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """SB3's DQN update (plus Double-DQN and PER), with denormal floats flushed to zero meanwhile.
-
-        Gradients of rarely-active weights are tiny; Adam squares them into the denormal range, where
-        x86 arithmetic is several times slower (figures: experiments/results/speed.md).
-        Flushing them (FTZ/DAZ, this thread, during the update only) changes no learning signal; the
-        test against stock SB3 runs its update under the same setting.
-        """
+        """SB3's DQN update (plus Double-DQN and PER); on the fast path with denormal floats
+        flushed to zero meanwhile (:mod:`cartpole_dqn.dqn.fast.denormals`)."""
         if not self.fast:  # SB3's update through autograd, Double-DQN and PER included
             self._train(gradient_steps, batch_size)
             return
-        th.set_flush_denormal(True)
-        try:
+        with flushed_denormals():
             self._train(gradient_steps, batch_size)
-        finally:
-            th.set_flush_denormal(False)
 
     def _train(self, gradient_steps: int, batch_size: int) -> None:
         self.policy.set_training_mode(True)

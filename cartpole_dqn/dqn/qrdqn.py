@@ -3,11 +3,14 @@
 QR-DQN (Dabney et al. 2018, arXiv:1710.10044) learns ``n_quantiles`` quantiles of the return
 distribution per action and acts on their mean. sb3-contrib's ``QRDQN.train`` uses an unweighted
 loss, never updates priorities and lets the target network both pick and value the next action;
-here only ``train``, ``_on_step`` (PER's beta) and ``_sample_action`` (the same actions, less
-overhead) are overridden. With ``double_q=False`` and a plain replay buffer, ``train`` computes
-``QRDQN.train``'s update bit for bit; with ``fast=True`` (the default) the quantile network's passes
-run explicitly and Adam on flat buffers (``cartpole_dqn.dqn.fast``), the same numbers as stock with
-torch's fused Adam; ``fast=False`` runs sb3-contrib's own code.
+here ``train`` and ``_sample_action`` (the same actions, less overhead) are overridden, and
+:class:`~cartpole_dqn.dqn.agent_switches.AgentSwitches` adds ``_on_step`` (target update, PER's beta)
+and ``_store_transition`` as for ``DQNAgent``. With ``double_q=False`` and a plain replay buffer,
+``train`` computes ``QRDQN.train``'s update bit for bit; with ``fast=True`` (the default) the
+quantile network's passes run explicitly and Adam on flat buffers with torch's fused kernel
+(``cartpole_dqn.dqn.fast``), the same numbers as stock with torch's fused Adam (stock's default
+single-tensor Adam rounds its step differently, by about 1e-8); ``fast=False`` runs sb3-contrib's
+own code.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from cartpole_dqn.dqn.agent_switches import AgentSwitches
 from cartpole_dqn.dqn.buffers import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from cartpole_dqn.dqn.divergence import DivergenceError
+from cartpole_dqn.dqn.fast.denormals import flushed_denormals
 from cartpole_dqn.dqn.fast.explicit import (
     ExplicitPair,
     ExplicitQuantileNetwork,
@@ -35,7 +39,6 @@ from cartpole_dqn.dqn.fast.explicit import (
 )
 from cartpole_dqn.dqn.fast.quantile_loss import quantile_huber_loss_and_grad
 from cartpole_dqn.dqn.quantile_policies import DuelingQRDQNPolicy
-from cartpole_dqn.dqn.replay_wiring import anneal_priority_correction
 
 QRDQN_BATCH_SIZE = inspect.signature(QRDQN.__init__).parameters["batch_size"].default
 
@@ -121,22 +124,23 @@ class QRDQNAgent(AgentSwitches, QRDQN):
         self, policy_kwargs: dict[str, Any], agent_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
         """What QRDQN sets up without an optimizer_class (torch's Adam, eps 0.01 / batch_size, as the
-        QR-DQN paper; any optimizer_kwargs replaced), as FlatAdam: bitwise, less overhead."""
-        return {"eps": 0.01 / agent_kwargs.get("batch_size", QRDQN_BATCH_SIZE)}
+        QR-DQN paper; any optimizer_kwargs replaced), as FlatAdam with torch's fused kernel, as
+        DQNAgent's: bitwise torch's fused Adam, less overhead."""
+        return {"eps": 0.01 / agent_kwargs.get("batch_size", QRDQN_BATCH_SIZE), "fused": True}
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_explicit_pair"]
 
-    def _on_step(self) -> None:
-        super()._on_step()
-        anneal_priority_correction(self)
+    def _online_and_target(self) -> tuple[th.nn.Module, th.nn.Module]:
+        return self.quantile_net, self.quantile_net_target
 
     def _sample_action(
         self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """QRDQN's epsilon-greedy step (one uniform draw; then every env random, or every env
         greedy), with the same random draws and the same actions, without SB3's per-call ``predict``
-        machinery (input checks, mode switching, reshapes: about as long as the forward pass)."""
+        machinery (input checks, mode switching, reshapes: about as long as the forward pass); the
+        quantiles from the explicit forward pass where the network has one (the same numbers)."""
         obs = self._last_obs
         if not self.fast or self.num_timesteps < learning_starts or not isinstance(obs, np.ndarray):
             return super()._sample_action(learning_starts, action_noise, n_envs)
@@ -145,14 +149,19 @@ class QRDQNAgent(AgentSwitches, QRDQN):
         else:
             if self.policy.training or self.quantile_net.training:
                 self.policy.set_training_mode(False)
-            with th.no_grad():
-                quantiles = self.quantile_net(th.as_tensor(obs, device=self.device))
-            actions = quantiles.mean(dim=1).argmax(dim=1).reshape(-1).cpu().numpy()  # QRDQNPolicy._predict
+            explicit = self._explicit_networks()
+            forward = self.quantile_net if explicit is None else explicit[0].forward
+            with th.inference_mode():
+                quantiles = forward(th.as_tensor(obs, device=self.device))
+                actions = (
+                    quantiles.mean(dim=1).argmax(dim=1).reshape(-1).cpu().numpy()
+                )  # QRDQNPolicy._predict
         return actions, actions
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """sb3-contrib's update when no plug-in is on; else the weighted, Double-target version.
-        Either through the explicit passes where the network allows it (``fast``)."""
+        Either through the explicit passes where the network allows it (``fast``), then with
+        denormal floats flushed to zero meanwhile (:mod:`cartpole_dqn.dqn.fast.denormals`)."""
         explicit = self._explicit_networks()
         if explicit is None and not self.double_q and not self.prioritized:
             super().train(gradient_steps, batch_size)
@@ -160,6 +169,18 @@ class QRDQNAgent(AgentSwitches, QRDQN):
             if not np.isfinite(loss):
                 raise self._divergence(float(loss))
             return
+        if not self.fast:
+            self._train(gradient_steps, batch_size, explicit)
+            return
+        with flushed_denormals():
+            self._train(gradient_steps, batch_size, explicit)
+
+    def _train(
+        self,
+        gradient_steps: int,
+        batch_size: int,
+        explicit: tuple[ExplicitQuantileNetwork, ExplicitQuantileNetwork] | None,
+    ) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
         buffer = self.replay_buffer

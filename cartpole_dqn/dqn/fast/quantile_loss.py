@@ -12,10 +12,12 @@ autograd's over the reference formula (a test compares them).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch as th
 
-aten = th.ops.aten
 _REDUCTION_NONE = 0  # torch's Reduction enum, as F.huber_loss passes it
+_huber_loss = th._C._nn.huber_loss  # what F.huber_loss calls, without its Python checks
 
 
 def quantile_huber_loss_and_grad(
@@ -32,54 +34,71 @@ def quantile_huber_loss_and_grad(
     target quantiles), weighted by ``weights`` (batch,) when given (prioritized replay's
     importance-sampling weights).
     """
-    batch, n_quantiles = current.shape
-    n_targets = target.shape[-1]
-    shape = (batch, n_quantiles, n_targets)
     delta = target.unsqueeze(-2) - current.unsqueeze(-1)  # (batch, current i, target j), contiguous
-    zeros, tau, one_minus_tau = _pair_constants(shape, current)
-    huber = th._C._nn.huber_loss(delta, zeros, _REDUCTION_NONE, 1.0)  # type: ignore[arg-type]  # kappa 1
-    weight = th.where(th.lt(delta, zeros), one_minus_tau, tau)  # |tau_i - 1{delta_ij < 0}|, the same floats
+    batch, _, n_targets = shape = delta.shape
+    constants = _CONSTANTS.get((shape, delta.device, delta.dtype)) or _pair_constants(delta)
+    huber = _huber_loss(delta, constants.zeros, _REDUCTION_NONE, 1.0)  # Huber(delta - 0), kappa 1
+    weight = th.where(th.lt(delta, constants.zeros), constants.one_minus_tau, constants.tau)
     terms = weight * huber
     # Backward, as autograd runs it, negated (rounding is symmetric, so -(a b) = (-a) b): mean's
     # 1 / n (and PER's weight), then the weight, then Huber's derivative: the delta itself inside
-    # [-1, 1] and its sign outside, i.e. the clamped delta.
+    # [-1, 1] and its sign outside, i.e. the clamped delta. Every mean is torch's CPU mean's own
+    # two steps, a sum and a division by the count, here by a cached tensor.
     samples: th.Tensor | None = None
     if per_sample:
-        samples = terms.sum(dim=-2).mean(dim=-1)
+        samples = terms.sum(dim=-2).sum(dim=-1).div_(constants.n_targets)
+        minus_inverse = constants.minus_inverse_batch.expand(batch)
         if weights is None:
-            loss = samples.mean()
-            grad_samples = _minus_inverse(batch, current).expand(batch)
+            loss = samples.sum().div_(constants.batch)
+            grad_samples = minus_inverse
         else:
-            loss = (weights * samples).mean()
-            grad_samples = _minus_inverse(batch, current).expand(batch) * weights
+            loss = (weights * samples).sum().div_(constants.batch)
+            grad_samples = minus_inverse * weights
         grad_terms = (grad_samples.unsqueeze(-1).expand(batch, n_targets) / n_targets).unsqueeze(-2) * weight
     else:
-        loss = terms.sum(dim=-2).mean()
-        grad_terms = _minus_inverse(batch * n_targets, current) * weight
+        loss = terms.sum(dim=-2).sum().div_(constants.batch_targets)
+        grad_terms = constants.minus_inverse_batch_targets * weight
     return loss, samples, (grad_terms * delta.clamp(-1.0, 1.0)).sum(dim=-1)
 
 
-_CONSTANTS: dict[tuple[object, ...], tuple[th.Tensor, ...]] = {}
+class _PairConstants(NamedTuple):
+    """What the loss needs for one (batch, N, N) shape, made once: zeros, tau_i = (i + 0.5) / N as
+    sb3-contrib computes them and |tau_i - 1|, each contiguous at the full shape (elementwise
+    operations on equal contiguous shapes run vectorized over all of it, where broadcast operands
+    run short rows of N); the counts means divide by, and -1 / count as mean's backward computes it."""
+
+    zeros: th.Tensor
+    tau: th.Tensor
+    one_minus_tau: th.Tensor
+    batch: th.Tensor
+    n_targets: th.Tensor
+    batch_targets: th.Tensor
+    minus_inverse_batch: th.Tensor
+    minus_inverse_batch_targets: th.Tensor
 
 
-def _pair_constants(shape: tuple[int, int, int], like: th.Tensor) -> tuple[th.Tensor, ...]:
-    """Zeros, tau_i = (i + 0.5) / N as sb3-contrib computes them, and |tau_i - 1|, each made
-    contiguous at the pairwise terms' full ``shape``: elementwise operations on equal contiguous
-    shapes run vectorized over all of it, where broadcast operands run short rows of N."""
-    key = ("pairs", *shape, str(like.device), like.dtype)
-    if key not in _CONSTANTS:
-        n_quantiles = shape[1]
-        tau = (th.arange(n_quantiles, device=like.device, dtype=th.float) + 0.5) / n_quantiles
-        tau = tau.to(like.dtype).view(1, -1, 1)
-        _CONSTANTS[key] = tuple(
-            values.expand(shape).contiguous() for values in (th.zeros_like(tau), tau, th.abs(tau - 1.0))
-        )
-    return _CONSTANTS[key]
+_CONSTANTS: dict[tuple[th.Size, th.device, th.dtype], _PairConstants] = {}
 
 
-def _minus_inverse(count: int, like: th.Tensor) -> th.Tensor:
-    """-1 / count as a 0-dim tensor on ``like``'s device and dtype (mean's backward's division)."""
-    key = ("minus_inverse", count, str(like.device), like.dtype)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = (th.full((), -1.0, device=like.device, dtype=like.dtype) / count,)
-    return _CONSTANTS[key][0]
+def _pair_constants(delta: th.Tensor) -> _PairConstants:
+    shape, device, dtype = delta.shape, delta.device, delta.dtype
+    batch, n_quantiles, n_targets = shape
+    tau = (th.arange(n_quantiles, device=device, dtype=th.float) + 0.5) / n_quantiles
+    tau = tau.to(dtype).view(1, -1, 1)
+    zeros, tau, one_minus_tau = (
+        values.expand(shape).contiguous() for values in (th.zeros_like(tau), tau, th.abs(tau - 1.0))
+    )
+    minus_one = th.full((), -1.0, device=device, dtype=dtype)
+    counts = [th.full((), float(count), device=device, dtype=dtype) for count in (batch, n_targets)]
+    constants = _PairConstants(
+        zeros,
+        tau,
+        one_minus_tau,
+        counts[0],
+        counts[1],
+        th.full((), float(batch * n_targets), device=device, dtype=dtype),
+        minus_one / batch,
+        minus_one / (batch * n_targets),
+    )
+    _CONSTANTS[(shape, device, dtype)] = constants
+    return constants

@@ -159,3 +159,17 @@ def test_targets_outside_the_total_land_on_the_first_and_last_non_empty_leaves(c
     found = tree.find_prefixsum(np.array([-5.0, 0.0, tree.total, 2 * tree.total]))
     last = max(i for i in range(stored) if i % 3)
     np.testing.assert_array_equal(found, [1, 1, last, last])
+
+
+def test_one_by_one_and_batched_writes_leave_the_same_sums_to_the_last_bit() -> None:
+    """A node's sum does not depend on which path wrote it (one transition's add, or a batch)."""
+    rng = np.random.default_rng(4)
+    indices = rng.permutation(5000)
+    values = rng.exponential(size=indices.size) * 10.0 ** rng.integers(-6, 6, size=indices.size)
+    one_by_one, batched = SumTree(5000), SumTree(5000)
+    for index, value in zip(indices, values, strict=True):
+        one_by_one.update(np.array([index]), np.array([value]))
+    batched.update(indices, values)
+    for ours, theirs in zip(one_by_one.levels, batched.levels, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert one_by_one.total == batched.total

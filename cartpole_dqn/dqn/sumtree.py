@@ -89,12 +89,14 @@ class SumTree:
             raise ValueError("sum tree values must be finite and non-negative")
         self.leaves[indices] = values
         self.used = max(self.used, highest + 1)
+        # A node's sum is always its children's row times _ONES (one way, so one rounding, whichever
+        # path wrote it last).
         if indices.size == 1:  # add() of one transition: plain Python beats the array calls
             node = int(indices[0])
             for level in range(len(self.levels) - 2, -1, -1):
                 node //= BRANCHING
                 block = self.levels[level + 1][node * BRANCHING : (node + 1) * BRANCHING]
-                self.levels[level][node] = block.sum()
+                self.levels[level][node] = block @ _ONES
             return
         nodes = indices
         for level in range(len(self.levels) - 2, -1, -1):

@@ -37,9 +37,12 @@ def quantile_huber_loss_and_grad(
     delta = target.unsqueeze(-2) - current.unsqueeze(-1)  # (batch, current i, target j), contiguous
     batch, _, n_targets = shape = delta.shape
     constants = _CONSTANTS.get((shape, delta.device, delta.dtype)) or _pair_constants(delta)
-    huber = _huber_loss(delta, constants.zeros, _REDUCTION_NONE, 1.0)  # Huber(delta - 0), kappa 1
     weight = th.where(th.lt(delta, constants.zeros), constants.one_minus_tau, constants.tau)
-    terms = weight * huber
+    # weight * huber, in place (a product is the same float either way round), as are the backward's
+    # products below: fewer (batch, N, N) tensors for the cache to hold.
+    terms = _huber_loss(delta, constants.zeros, _REDUCTION_NONE, 1.0).mul_(
+        weight
+    )  # Huber(delta - 0), kappa 1
     # Backward, as autograd runs it, negated (rounding is symmetric, so -(a b) = (-a) b): mean's
     # 1 / n (and PER's weight), then the weight, then Huber's derivative: the delta itself inside
     # [-1, 1] and its sign outside, i.e. the clamped delta. Every mean is torch's CPU mean's own
@@ -54,11 +57,13 @@ def quantile_huber_loss_and_grad(
         else:
             loss = (weights * samples).sum().div_(constants.batch)
             grad_samples = minus_inverse * weights
-        grad_terms = (grad_samples.unsqueeze(-1).expand(batch, n_targets) / n_targets).unsqueeze(-2) * weight
+        grad_terms = weight.mul_(
+            (grad_samples.unsqueeze(-1).expand(batch, n_targets) / n_targets).unsqueeze(-2)
+        )
     else:
         loss = terms.sum(dim=-2).sum().div_(constants.batch_targets)
-        grad_terms = constants.minus_inverse_batch_targets * weight
-    return loss, samples, (grad_terms * delta.clamp(-1.0, 1.0)).sum(dim=-1)
+        grad_terms = weight.mul_(constants.minus_inverse_batch_targets)
+    return loss, samples, grad_terms.mul_(delta.clamp_(-1.0, 1.0)).sum(dim=-1)
 
 
 class _PairConstants(NamedTuple):

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch as th
 
 _REDUCTION_NONE = 0  # torch's Reduction enum, as F.huber_loss passes it
-_huber_loss = th._C._nn.huber_loss  # what F.huber_loss calls, without its Python checks
+_huber_loss = th._C._nn.huber_loss  # what F.huber_loss calls (reduction as an int), without its checks
 
 
 def quantile_huber_loss_and_grad(
@@ -40,9 +40,8 @@ def quantile_huber_loss_and_grad(
     weight = th.where(th.lt(delta, constants.zeros), constants.one_minus_tau, constants.tau)
     # weight * huber, in place (a product is the same float either way round), as are the backward's
     # products below: fewer (batch, N, N) tensors for the cache to hold.
-    terms = _huber_loss(delta, constants.zeros, _REDUCTION_NONE, 1.0).mul_(
-        weight
-    )  # Huber(delta - 0), kappa 1
+    huber = _huber_loss(delta, constants.zeros, _REDUCTION_NONE, 1.0)  # type: ignore[arg-type]  # kappa 1
+    terms = huber.mul_(weight)
     # Backward, as autograd runs it, negated (rounding is symmetric, so -(a b) = (-a) b): mean's
     # 1 / n (and PER's weight), then the weight, then Huber's derivative: the delta itself inside
     # [-1, 1] and its sign outside, i.e. the clamped delta. Every mean is torch's CPU mean's own

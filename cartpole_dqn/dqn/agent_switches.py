@@ -104,7 +104,7 @@ class AgentSwitches(_SB3Agent):
             super()._on_step()
             anneal_priority_correction(self)
             return
-        self._n_calls: int = self._n_calls + 1  # DQN's and QRDQN's counter
+        self._n_calls += 1  # type: ignore[attr-defined]  # DQN's and QRDQN's counter
         if self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:  # type: ignore[attr-defined]
             online, target = self._target_update_pairs()
             with th.no_grad():

@@ -153,9 +153,8 @@ class QRDQNAgent(AgentSwitches, QRDQN):
             forward = self.quantile_net if explicit is None else explicit[0].forward
             with th.inference_mode():
                 quantiles = forward(th.as_tensor(obs, device=self.device))
-                actions = (
-                    quantiles.mean(dim=1).argmax(dim=1).reshape(-1).cpu().numpy()
-                )  # QRDQNPolicy._predict
+                # as QRDQNPolicy._predict
+                actions = quantiles.mean(dim=1).argmax(dim=1).reshape(-1).cpu().numpy()
         return actions, actions
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:

@@ -9,7 +9,7 @@ and ``_store_transition`` as for ``DQNAgent``. With ``double_q=False`` and a pla
 ``train`` computes ``QRDQN.train``'s update bit for bit; with ``fast=True`` (the default) the
 quantile network's passes run explicitly and Adam on flat buffers with torch's fused kernel
 (``cartpole_dqn.dqn.fast``), the same numbers as stock with torch's fused Adam (stock's default
-single-tensor Adam rounds its step differently, by about 1e-8); ``fast=False`` runs sb3-contrib's
+single-tensor Adam rounds its step differently); ``fast=False`` runs sb3-contrib's
 own code.
 """
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cartpole_dqn import _legacy
 
-__version__ = "0.4.1"
+__version__ = "0.4.2"
 
 # Public name -> the module that defines it.
 _PUBLIC = {

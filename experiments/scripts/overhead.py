@@ -20,7 +20,8 @@ Sections (one torch thread unless --threads, as the benchmark runs each run):
              schedule and [64, 64] MLP on DQNAgent
   tasks      training throughput on MountainCar-v0 and LunarLander-v3: stock SB3 DQN and DQNAgent
              (plug-ins off) on the zoo block, and our config for the task
-  setup      from process start to the first env step, in a fresh interpreter
+  setup      from process start to the first env step, in a fresh interpreter (its exit not
+             counted), beside a fresh interpreter that imports torch alone
 Variants run interleaved (A B C A B C ...) so machine drift hits them alike; medians are printed.
 """
 
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +160,7 @@ def grad_steps(repeats: int) -> dict[str, tuple[float, str]]:
     variants: dict[str, Callable[[], Any]] = {}
     for name, (config, _) in agents.items():
         agent = filled(agent_for(config))
-        variants[name] = lambda a=agent, b=config.batch_size: a.train(gradient_steps=32, batch_size=b)
+        variants[name] = partial(agent.train, gradient_steps=32, batch_size=config.batch_size)
     plain = plain_torch_step(WIDE_BATCH)
     variants[PLAIN] = lambda: [plain() for _ in range(32)]
     results: dict[str, list[float]] = {name: [] for name in variants}
@@ -227,44 +229,60 @@ def env_steps(
 
 SETUP_PROBE = """
 import time
-start = time.perf_counter()
+start = time.monotonic()
 from cartpole_dqn.config import RunConfig
 from cartpole_dqn.run.factory import build_agent
 from cartpole_dqn.run.envs import make_train_env
-from cartpole_dqn.run.envs import make_train_env
-imported = time.perf_counter()
+imported = time.monotonic()
 from stable_baselines3.common.callbacks import BaseCallback
 class First(BaseCallback):
     def _on_step(self):
         raise SystemExit(0)
 config = RunConfig()
 agent = build_agent(config, make_train_env(config))
-built = time.perf_counter()
+built = time.monotonic()
 try:
     agent.learn(10, callback=First())
 except SystemExit:
     pass
-first = time.perf_counter()
-print(imported - start, built - imported, first - built)
+first = time.monotonic()
+print(start, imported - start, built - imported, first - built, first)
+"""
+# What no set-up can go below: a fresh interpreter importing torch and nothing else.
+TORCH_PROBE = """
+import time
+start = time.monotonic()
+import torch
+done = time.monotonic()
+print(start, done - start, 0.0, 0.0, done)
 """
 
 
 def setup(repeats: int) -> dict[str, float]:
+    """Medians over fresh interpreters. The total runs from just before the process is spawned to
+    the first env step, both read on the monotonic clock the child shares with this process (on
+    Linux), so the child's exit and teardown are not counted."""
     rows: dict[str, list[float]] = {
         "process start to first env step": [],
+        "of which interpreter start": [],
         "of which imports": [],
         "build agent and env": [],
         "learn() to first env step": [],
+        "for reference: `import torch` alone, process start to done": [],
     }
     for _ in range(repeats):
-        begin = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", SETUP_PROBE], capture_output=True, text=True, check=True)
-        total = time.perf_counter() - begin
-        imports, build, first = map(float, out.stdout.split())
-        rows["process start to first env step"].append(total)
-        rows["of which imports"].append(imports)
-        rows["build agent and env"].append(build)
-        rows["learn() to first env step"].append(first)
+        for probe in (SETUP_PROBE, TORCH_PROBE):
+            begin = time.monotonic()
+            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+            start, imports, build, first, end = map(float, out.stdout.split())
+            if probe is TORCH_PROBE:
+                rows["for reference: `import torch` alone, process start to done"].append(end - begin)
+                continue
+            rows["process start to first env step"].append(end - begin)
+            rows["of which interpreter start"].append(start - begin)
+            rows["of which imports"].append(imports)
+            rows["build agent and env"].append(build)
+            rows["learn() to first env step"].append(first)
     return {name: statistics.median(values) for name, values in rows.items()}
 
 
@@ -312,7 +330,7 @@ def main() -> None:
             print(f"| {name} | {seconds * 1e6:.0f} | {seconds / floors[kind]:.2f} |")
         uniform = next(iter(steps.values()))[0]
         per = steps[PER_STEP][0]
-        extra = f"+{(per - uniform) * 1e6:.0f} µs ({100 * (per / uniform - 1):+.0f}%)"
+        extra = f"{(per - uniform) * 1e6:+.0f} µs ({100 * (per / uniform - 1):+.0f}%)"
         print(f"\nPER per gradient step, default config: {extra}")
     if "env-steps" in args.sections:
         rates = env_steps(args.steps, args.repeats, env_step_variants)
@@ -321,11 +339,12 @@ def main() -> None:
         )
         median = {name: statistics.median(values) for name, values in rates.items()}
         print()
-        for per, uniform in (
+        for with_per, without in (
             ("zoo: DQNAgent + PER", "zoo: DQNAgent, plug-ins off"),
             ("default + PER", "default"),
         ):
-            print(f"PER overhead, {per}: {100 * (median[uniform] / median[per] - 1):+.0f}% time per env step")
+            extra_time = 100 * (median[without] / median[with_per] - 1)
+            print(f"PER overhead, {with_per}: {extra_time:+.0f}% time per env step")
         dqn = next(name for name in median if name.startswith("DQN: qrdqn"))
         ratio = median["QR-DQN: qrdqn.yaml"] / median[dqn]
         print(f"QR-DQN / DQN env steps/s on the same schedule and net: {ratio:.2f}")

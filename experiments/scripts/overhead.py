@@ -251,11 +251,16 @@ print(start, imported - start, built - imported, first - built, first)
 # What no set-up can go below: a fresh interpreter importing torch and nothing else.
 TORCH_PROBE = """
 import time
-start = time.monotonic()
 import torch
-done = time.monotonic()
-print(start, done - start, 0.0, 0.0, done)
+print(time.monotonic())
 """
+
+
+def spawn(probe: str) -> tuple[float, list[float]]:
+    """The monotonic time just before a fresh interpreter runs ``probe``, and the numbers it prints."""
+    begin = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return begin, [float(value) for value in out.stdout.split()]
 
 
 def setup(repeats: int) -> dict[str, float]:
@@ -271,18 +276,14 @@ def setup(repeats: int) -> dict[str, float]:
         "for reference: `import torch` alone, process start to done": [],
     }
     for _ in range(repeats):
-        for probe in (SETUP_PROBE, TORCH_PROBE):
-            begin = time.monotonic()
-            out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-            start, imports, build, first, end = map(float, out.stdout.split())
-            if probe is TORCH_PROBE:
-                rows["for reference: `import torch` alone, process start to done"].append(end - begin)
-                continue
-            rows["process start to first env step"].append(end - begin)
-            rows["of which interpreter start"].append(start - begin)
-            rows["of which imports"].append(imports)
-            rows["build agent and env"].append(build)
-            rows["learn() to first env step"].append(first)
+        begin, (start, imports, build, first, end) = spawn(SETUP_PROBE)
+        rows["process start to first env step"].append(end - begin)
+        rows["of which interpreter start"].append(start - begin)
+        rows["of which imports"].append(imports)
+        rows["build agent and env"].append(build)
+        rows["learn() to first env step"].append(first)
+        begin, (done,) = spawn(TORCH_PROBE)
+        rows["for reference: `import torch` alone, process start to done"].append(done - begin)
     return {name: statistics.median(values) for name, values in rows.items()}
 
 
